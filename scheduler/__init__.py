@@ -1,0 +1,3 @@
+"""cyclogram: calendar feeds and templated mail for networks of schools."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,42 @@
+"""Plain-text reports for the terminal: the plan table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .plan import PlanEntry
+
+__all__ = ["plan_table"]
+
+_MARKS = {
+    "past": "past",
+    "upcoming": "to come",
+    "waiting": "waits for minutes",
+    "sent": "sent",
+    "missed": "missed",
+    "due": "due",
+}
+
+
+def plan_table(entries: list[PlanEntry], now: datetime) -> str:
+    """A fixed-width table of plan entries, with a line where `now` falls."""
+    rows = [("when", "kind", "about", "to", "state")]
+    now_row: int | None = None
+    for e in entries:
+        if now_row is None and e.at > now:
+            now_row = len(rows)
+        about = e.meeting or f"event {e.event}"
+        if e.item:
+            about += f" [{e.item}]"
+        rows.append((e.at.strftime("%Y-%m-%d %H:%M %Z"), e.kind, about, str(e.recipients), _MARKS.get(e.state, e.state)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for i, r in enumerate(rows):
+        if i == now_row:
+            lines.append(f"--- now: {now.astimezone(entries[0].at.tzinfo):%Y-%m-%d %H:%M %Z} ---")
+        lines.append("  ".join(c.ljust(w) if j < 4 else c for j, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    past = sum(e.state in ("past", "sent", "missed") for e in entries)
+    lines.append(f"{len(entries)} mailings: {past} past, {len(entries) - past} still to come")
+    return "\n".join(lines)

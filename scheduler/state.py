@@ -1,0 +1,383 @@
+"""The state store: outbox, event sequences, meeting snapshots and secrets behind one small interface."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "STATE_ENV",
+    "EventState",
+    "NewMessage",
+    "OutboxRow",
+    "SQLiteStore",
+    "StateStore",
+    "open_store",
+    "state_dir",
+]
+
+STATE_ENV = "CYCLOGRAM_STATE"
+STATUSES = ("queued", "sending", "sent", "failed")
+
+
+def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where state lives: explicit, else $CYCLOGRAM_STATE, else ./var."""
+    return Path(explicit or os.environ.get(STATE_ENV) or "var")
+
+
+@dataclass(frozen=True)
+class EventState:
+    """What the calendar needs to remember of one event between builds."""
+
+    uid: str
+    sequence: int
+    created: datetime
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A rendered message to queue; `id` is unique per (mailing, recipient, revision)."""
+
+    id: str
+    mailing: str
+    kind: str
+    meeting: str | None
+    recipient: str
+    revision: int
+    message: bytes
+    sender: str
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: str
+    mailing: str
+    kind: str
+    meeting: str | None
+    recipient: str
+    revision: int
+    status: str
+    attempts: int
+    last_error: str | None
+    created: datetime
+    updated: datetime
+    next_attempt: datetime
+    message: bytes
+    sender: str
+
+
+class StateStore(Protocol):
+    """Everything cyclogram keeps between runs. SQLite implements it; PostgreSQL can, with the same tests."""
+
+    # secrets
+    def secret(self, name: str, make: Callable[[], str]) -> str: ...
+    def set_secret(self, name: str, value: str) -> None: ...
+
+    # calendar sequences
+    def event_state(self, uid: str, fingerprint: str, now: datetime) -> EventState: ...
+    def peek_event_state(self, uid: str) -> EventState | None: ...
+
+    # meeting snapshots (what the schools were last told)
+    def snapshot(self, meeting: str) -> dict[str, Any] | None: ...
+    def put_snapshot(self, meeting: str, data: dict[str, Any], now: datetime) -> None: ...
+
+    # mailings (sent / missed), by mailing key
+    def mark_mailing(self, key: str, state: str, now: datetime) -> None: ...
+    def mailing_states(self) -> dict[str, str]: ...
+
+    # outbox
+    def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int: ...
+    def recover(self, now: datetime) -> int: ...
+    def claim(self, now: datetime, limit: int) -> list[OutboxRow]: ...
+    def mark_sent(self, row_id: str, now: datetime, reply: str) -> None: ...
+    def mark_retry(self, row_id: str, now: datetime, error: str, next_attempt: datetime) -> None: ...
+    def mark_failed(self, row_id: str, now: datetime, error: str) -> None: ...
+    def requeue_failed(self, now: datetime, ids: Iterable[str] | None = None) -> int: ...
+    def outbox(self, status: str | None = None, mailing: str | None = None) -> list[OutboxRow]: ...
+    def outbox_counts(self) -> dict[str, int]: ...
+    def has(self, row_id: str) -> OutboxRow | None: ...
+    def next_due(self) -> datetime | None: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = [
+    # version 1
+    """
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE events (
+        uid TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, sequence INTEGER NOT NULL,
+        created TEXT NOT NULL, last_modified TEXT NOT NULL
+    );
+    CREATE TABLE snapshots (meeting TEXT PRIMARY KEY, data TEXT NOT NULL, updated TEXT NOT NULL);
+    CREATE TABLE mailings (key TEXT PRIMARY KEY, state TEXT NOT NULL, updated TEXT NOT NULL);
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY, mailing TEXT NOT NULL, kind TEXT NOT NULL, meeting TEXT,
+        recipient TEXT NOT NULL, revision INTEGER NOT NULL, status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+        created TEXT NOT NULL, updated TEXT NOT NULL, next_attempt TEXT NOT NULL,
+        message BLOB NOT NULL, sender TEXT NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt);
+    CREATE INDEX outbox_mailing ON outbox (mailing);
+    """,
+]
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SQLiteStore:
+    """The embedded state store: one SQLite file in WAL mode, safe across crashes."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for i, script in enumerate(_SCHEMA[version:], start=version + 1):
+            with self._tx():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {i}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- secrets ---------------------------------------------------------------------------------------
+    def secret(self, name: str, make: Callable[[], str]) -> str:
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row:
+                return str(row[0])
+            value = make()
+            db.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
+            return value
+
+    def set_secret(self, name: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    # -- sequences -------------------------------------------------------------------------------------
+    def event_state(self, uid: str, fingerprint: str, now: datetime) -> EventState:
+        """Record the event's current fingerprint; SEQUENCE rises by one when it differs from the last."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT fingerprint, sequence, created, last_modified FROM events WHERE uid = ?", (uid,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO events VALUES (?, ?, 0, ?, ?)", (uid, fingerprint, _ts(now), _ts(now))
+                )
+                return EventState(uid, 0, now.astimezone(UTC), now.astimezone(UTC))
+            old_fp, seq, created, modified = row
+            if old_fp != fingerprint:
+                seq += 1
+                modified = _ts(now)
+                db.execute(
+                    "UPDATE events SET fingerprint = ?, sequence = ?, last_modified = ? WHERE uid = ?",
+                    (fingerprint, seq, modified, uid),
+                )
+            return EventState(uid, seq, _dt(created), _dt(modified))
+
+    def peek_event_state(self, uid: str) -> EventState | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sequence, created, last_modified FROM events WHERE uid = ?", (uid,)
+            ).fetchone()
+        return EventState(uid, row[0], _dt(row[1]), _dt(row[2])) if row else None
+
+    # -- snapshots -------------------------------------------------------------------------------------
+    def snapshot(self, meeting: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM snapshots WHERE meeting = ?", (meeting,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_snapshot(self, meeting: str, data: dict[str, Any], now: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO snapshots VALUES (?, ?, ?) ON CONFLICT(meeting) DO UPDATE SET "
+                "data = excluded.data, updated = excluded.updated",
+                (meeting, json.dumps(data, ensure_ascii=False, sort_keys=True), _ts(now)),
+            )
+
+    # -- mailings --------------------------------------------------------------------------------------
+    def mark_mailing(self, key: str, state: str, now: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO mailings VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "state = excluded.state, updated = excluded.updated",
+                (key, state, _ts(now)),
+            )
+
+    def mailing_states(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._db.execute("SELECT key, state FROM mailings").fetchall())
+
+    # -- outbox ----------------------------------------------------------------------------------------
+    def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int:
+        """Queue messages in one transaction; ones already in the outbox (by id) are left as they are."""
+        stamp = _ts(now)
+        added = 0
+        with self._tx() as db:
+            for m in messages:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO outbox (id, mailing, kind, meeting, recipient, revision, status, "
+                    "attempts, created, updated, next_attempt, message, sender) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
+                    (m.id, m.mailing, m.kind, m.meeting, m.recipient, m.revision, stamp, stamp, stamp,
+                     m.message, m.sender),
+                )
+                added += cur.rowcount
+        return added
+
+    def recover(self, now: datetime) -> int:
+        """Put rows a crash left in `sending` back in the queue."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE outbox SET status = 'queued', updated = ?, next_attempt = ? WHERE status = 'sending'",
+                (_ts(now), _ts(now)),
+            ).rowcount
+
+    def claim(self, now: datetime, limit: int) -> list[OutboxRow]:
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt <= ? "
+                "ORDER BY next_attempt, created, id LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            stamp = _ts(now)
+            db.executemany(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated = ? WHERE id = ?",
+                [(stamp, r[0]) for r in rows],
+            )
+        return [_row(r, status="sending", attempts=r[7] + 1) for r in rows]
+
+    def mark_sent(self, row_id: str, now: datetime, reply: str) -> None:
+        self._set(row_id, "sent", now, None)
+
+    def mark_retry(self, row_id: str, now: datetime, error: str, next_attempt: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'queued', last_error = ?, updated = ?, next_attempt = ? WHERE id = ?",
+                (error, _ts(now), _ts(next_attempt), row_id),
+            )
+
+    def mark_failed(self, row_id: str, now: datetime, error: str) -> None:
+        self._set(row_id, "failed", now, error)
+
+    def _set(self, row_id: str, status: str, now: datetime, error: str | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = ?, last_error = COALESCE(?, last_error), updated = ? WHERE id = ?",
+                (status, error, _ts(now), row_id),
+            )
+
+    def requeue_failed(self, now: datetime, ids: Iterable[str] | None = None) -> int:
+        stamp = _ts(now)
+        with self._tx() as db:
+            if ids is None:
+                return db.execute(
+                    "UPDATE outbox SET status = 'queued', attempts = 0, updated = ?, next_attempt = ? "
+                    "WHERE status = 'failed'",
+                    (stamp, stamp),
+                ).rowcount
+            return sum(
+                db.execute(
+                    "UPDATE outbox SET status = 'queued', attempts = 0, updated = ?, next_attempt = ? "
+                    "WHERE status = 'failed' AND id = ?",
+                    (stamp, stamp, i),
+                ).rowcount
+                for i in ids
+            )
+
+    def outbox(self, status: str | None = None, mailing: str | None = None) -> list[OutboxRow]:
+        query = f"SELECT {_COLUMNS} FROM outbox WHERE 1 = 1"
+        args: list[Any] = []
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status)
+        if mailing is not None:
+            query += " AND mailing = ?"
+            args.append(mailing)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created, id", args).fetchall()
+        return [_row(r) for r in rows]
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(dict(rows))
+        return counts
+
+    def has(self, row_id: str) -> OutboxRow | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return _row(row) if row else None
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'").fetchone()
+        return _dt(row[0]) if row and row[0] else None
+
+
+_COLUMNS = (
+    "id, mailing, kind, meeting, recipient, revision, status, attempts, last_error, "
+    "created, updated, next_attempt, message, sender"
+)
+
+
+def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
+    fields = dict(
+        id=r[0], mailing=r[1], kind=r[2], meeting=r[3], recipient=r[4], revision=r[5], status=r[6],
+        attempts=r[7], last_error=r[8], created=_dt(r[9]), updated=_dt(r[10]), next_attempt=_dt(r[11]),
+        message=bytes(r[12]), sender=r[13],
+    )
+    fields.update(override)
+    return OutboxRow(**fields)
+
+
+def open_store(directory: str | os.PathLike[str] | None = None) -> SQLiteStore:
+    """The default store: `state.db` in the state directory."""
+    return SQLiteStore(state_dir(directory) / "state.db")

@@ -1,0 +1,98 @@
+"""The one Jinja environment: shipped templates, overridable from the configuration directory."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from .errors import Problem
+
+if TYPE_CHECKING:
+    from .config import LoadedConfig
+
+__all__ = ["check_templates", "default_templates_dir", "make_environment", "mail_template_names"]
+
+MAIL_PARTS = ("subject.txt", "txt", "html")
+
+
+def default_templates_dir() -> Path:
+    """The shipped templates: inside the package when installed, at the repository root in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("cyclogram's templates are missing from this installation")
+
+
+def make_environment(config_dir: Path | None = None) -> jinja2.Environment:
+    """A user's `templates/` overrides a shipped template of the same name; `default:` names the shipped one."""
+    return _environment(str(config_dir.resolve()) if config_dir else None)
+
+
+@lru_cache(maxsize=8)
+def _environment(config_dir: str | None) -> jinja2.Environment:
+    shipped = jinja2.FileSystemLoader(str(default_templates_dir()))
+    loaders: list[jinja2.BaseLoader] = []
+    if config_dir is not None:
+        user = Path(config_dir) / "templates"
+        if user.is_dir():
+            loaders.append(jinja2.FileSystemLoader(str(user)))
+    loaders.append(shipped)
+    loader = jinja2.ChoiceLoader([jinja2.PrefixLoader({"default": shipped}, delimiter=":"), *loaders])
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    from . import i18n
+
+    i18n.install_filters(env)
+    return env
+
+
+def mail_template_names(name: str, language: str) -> list[str]:
+    """The three templates of one mailing kind in one language: subject, text body, HTML body."""
+    return [f"mail/{language}/{name}.{part}" for part in MAIL_PARTS]
+
+
+def check_templates(loaded: LoadedConfig) -> list[Problem]:
+    """Every template a mailing would use exists, in every language a recipient reads."""
+    from .model import KINDS
+
+    project = loaded.project
+    env = make_environment(loaded.directory)
+    languages = sorted({project.language_of(s) for s in project.schools} | {project.settings.language})
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+
+    def need(name: str, file: Path, path: str) -> None:
+        for lang in languages:
+            if (name, lang) in seen:
+                continue
+            seen.add((name, lang))
+            for template in mail_template_names(name, lang):
+                try:
+                    env.get_template(template)
+                except jinja2.TemplateNotFound:
+                    problems.append(Problem(file, None, path, f"template {template!r} does not exist"))
+                except jinja2.TemplateSyntaxError as exc:
+                    problems.append(
+                        Problem(Path(exc.filename or template), exc.lineno, "", f"template syntax error: {exc.message}")
+                    )
+
+    policy = project.settings.mailings
+    for kind in KINDS:
+        rule = getattr(policy, kind)
+        need(rule.template or kind, loaded.directory / "project.yaml", f"mailings.{kind}.template")
+    for meeting in project.meetings:
+        for kind in meeting.mailings:
+            rule = getattr(project.policy(meeting), kind)
+            file = loaded.meeting_files.get(meeting.id, loaded.directory / "meetings")
+            need(rule.template or kind, file, f"mailings.{kind}.template")
+    return problems
