@@ -270,13 +270,15 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
                 src.problem(("id",), f"duplicate meeting id {meeting.id!r} (also in {meeting_files[meeting.id]})")
             )
             continue
+        _check_meeting(meeting, src, problems)
         meetings.append(meeting)
         meeting_sources[meeting.id] = src
         meeting_files[meeting.id] = path
 
-    if settings is None or problems:
+    if settings is None:
         raise ConfigError(problems)
 
+    # Cross-check what did parse, so that one bad file does not hide the problems of the others.
     project = Project(settings=settings, schools=schools, teams=teams, meetings=meetings, events=events)
     problems.extend(_cross_check(project, sources, meeting_sources))
     if problems:
@@ -367,13 +369,9 @@ def _cross_check(project: Project, sources: dict[str, _Source], meetings: dict[s
     event_ids = {e.id for e in project.events}
     for meeting in project.meetings:
         src = meetings[meeting.id]
-        start, end = project.meeting_start(meeting), project.meeting_end(meeting)
-        if end <= start:
-            problems.append(src.problem(("end",), "end is not after start"))
-        if start.date() not in year:
+        if project.meeting_start(meeting).date() not in year:
             problems.append(src.problem(("start",), f"falls outside the school year {year.label()}"))
         audience(meeting.audience, src, ("audience",))
-        _check_agenda(meeting, src, problems)
         if meeting.minutes is not None:
             mins = meeting.minutes
             for i, sid in enumerate(mins.attendance):
@@ -392,8 +390,12 @@ def _cross_check(project: Project, sources: dict[str, _Source], meetings: dict[s
     return problems
 
 
-def _check_agenda(meeting: Meeting, src: _Source, problems: list[Problem]) -> None:
+def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> None:
+    """Checks a meeting file needs nothing else for: its times in its own (local) terms."""
     first, last = meeting.start, meeting.end
+    if last <= first:
+        problems.append(src.problem(("end",), "end is not after start"))
+        return
     for i, item in enumerate(meeting.agenda):
         for attr in ("start", "end"):
             slot = getattr(item, attr)

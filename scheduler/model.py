@@ -471,7 +471,9 @@ class Meeting(_Model):
     @field_validator("start", "end")
     @classmethod
     def _naive_local(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=None) if value.tzinfo is None else value
+        if value.tzinfo is not None:
+            raise ValueError("write the local time without an offset; the zone comes from `timezone`")
+        return value
 
     @field_validator("mailings")
     @classmethod
