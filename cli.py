@@ -175,6 +175,67 @@ def _known_states(obj: Context) -> dict[str, str]:
     return obj.store().mailing_states()
 
 
+# --- synth -----------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--schools", type=click.IntRange(min=1), default=20, show_default=True, help="Schools.")
+@click.option("--teams", type=click.IntRange(min=0), default=4, show_default=True, help="Teams.")
+@click.option("--meetings", type=click.IntRange(min=0), default=5, show_default=True, help="Meetings.")
+@click.option("--events", type=click.IntRange(min=0), default=20, show_default=True, help="Key events.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: same seed, same files.")
+@click.option(
+    "--year",
+    type=click.IntRange(2000, 2099),
+    default=2020,
+    show_default=True,
+    help="Calendar year the school year begins in.",
+)
+@click.option(
+    "--notify-share",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share of schools with a second contact who also receives the mail.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the configuration into.",
+)
+@click.option("--force", is_flag=True, help="Replace a configuration already in --out.")
+def synth(
+    schools: int,
+    teams: int,
+    meetings: int,
+    events: int,
+    seed: int,
+    year: int,
+    notify_share: float,
+    out: Path,
+    force: bool,
+) -> None:
+    """Write a synthetic, valid configuration of any size (for rehearsals and benchmarks)."""
+    from scheduler.synth import SynthSpec, synth_files, write_config
+
+    spec = SynthSpec(
+        schools=schools,
+        teams=teams,
+        meetings=meetings,
+        events=events,
+        seed=seed,
+        year=year,
+        notify_share=notify_share,
+    )
+    written = write_config(out, synth_files(spec), force=force)
+    click.echo(
+        f"{out}: wrote {len(written)} files ({schools} schools, {teams} teams, {meetings} meetings, "
+        f"{events} key events, seed {seed})"
+    )
+
+
 def parse_day(value: str) -> date:
     return date.fromisoformat(value)
 
