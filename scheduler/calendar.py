@@ -1,0 +1,505 @@
+"""Calendar components from the model: meetings, key events and action items as VEVENTs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
+from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur
+
+from .model import (
+    WEEKDAYS,
+    WEEKS,
+    ActionItem,
+    Audience,
+    DateRange,
+    KeyEvent,
+    Meeting,
+    MeetingStatus,
+    MonthOnly,
+    OnDate,
+    Project,
+    Recurrence,
+)
+from .templating import make_environment
+from .timezones import vtimezone
+
+if TYPE_CHECKING:
+    from .state import EventState, StateStore
+
+__all__ = [
+    "PRODID",
+    "CalendarItem",
+    "action_audience",
+    "action_event",
+    "calendar_items",
+    "event_fingerprint",
+    "event_states",
+    "key_event",
+    "meeting_event",
+    "meeting_fingerprint",
+    "uid_for",
+    "wrap_calendar",
+]
+
+PRODID = "-//cyclogram//cyclogram calendar feeds//EN"
+REFRESH = timedelta(hours=1)
+_BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+_CATEGORY = {
+    "meeting": {"ru": "Встреча", "en": "Meeting"},
+    "event": {"ru": "Ключевое мероприятие", "en": "Key event"},
+    "action": {"ru": "Поручение", "en": "Action item"},
+}
+_DUE = {"ru": "Срок: {}", "en": "Due: {}"}
+
+
+@dataclass(frozen=True)
+class CalendarItem:
+    """One calendar entry with who it is addressed to, so feeds can pick theirs."""
+
+    uid: str
+    kind: str  # meeting | event | action
+    item_id: str
+    audience: Audience
+    component: Event
+    meeting: str | None = None  # the meeting it belongs to (for action items, the meeting that set them)
+
+
+# -- identity ----------------------------------------------------------------------------------------------
+
+
+def uid_for(project: Project, kind: str, item_id: str) -> str:
+    """A UID from ids only: moving or renaming an item keeps its identity in every client."""
+    if kind not in _CATEGORY:
+        raise ValueError(f"unknown calendar item kind {kind!r}")
+    host = project.settings.base_url.host or "cyclogram.invalid"
+    return f"{kind}-{item_id}@{host}"
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def meeting_fingerprint(project: Project, meeting: Meeting) -> str:
+    """Everything a client shows of a meeting: when it changes, SEQUENCE must rise."""
+    data = meeting.model_dump(
+        mode="json",
+        include={
+            "title",
+            "goal",
+            "tasks",
+            "agenda",
+            "place",
+            "online_url",
+            "status",
+            "start",
+            "end",
+            "audience",
+        },
+    )
+    data["zone"] = project.zone(meeting).key
+    data["organizer"] = project.settings.organizer.model_dump(mode="json")
+    return _digest(data)
+
+
+def event_fingerprint(project: Project, event: KeyEvent) -> str:
+    data = event.model_dump(mode="json")
+    data["zone"] = project.zone(event).key
+    return _digest(data)
+
+
+def _action_fingerprint(project: Project, meeting: Meeting, action: ActionItem) -> str:
+    return _digest(
+        {
+            "action": action.model_dump(mode="json"),
+            "audience": action_audience(meeting, action).model_dump(mode="json"),
+        }
+    )
+
+
+def _final_actions(project: Project) -> Iterable[tuple[Meeting, ActionItem]]:
+    for meeting in project.meetings:
+        if meeting.minutes is not None and meeting.minutes.final:
+            for action in meeting.minutes.action_items:
+                yield meeting, action
+
+
+def event_states(store: StateStore, project: Project, now: datetime) -> dict[str, EventState]:
+    """Record every item's fingerprint: SEQUENCE rises when an item changes and never falls."""
+    states: dict[str, EventState] = {}
+    for meeting in project.meetings:
+        uid = uid_for(project, "meeting", meeting.id)
+        states[uid] = store.event_state(uid, meeting_fingerprint(project, meeting), now)
+    for event in project.all_events():
+        uid = uid_for(project, "event", event.id)
+        states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
+    for meeting, action in _final_actions(project):
+        uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
+        states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
+    return states
+
+
+# -- components --------------------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _stamp(component: Component, uid: str, state: EventState, now: datetime) -> None:
+    component.add("UID", uid)
+    component.add("DTSTAMP", _utc(now))
+    component.add("CREATED", _utc(state.created))
+    component.add("LAST-MODIFIED", _utc(state.last_modified))
+    component.add("SEQUENCE", state.sequence)
+
+
+def _organizer(project: Project) -> vCalAddress:
+    org = project.settings.organizer
+    address = vCalAddress(f"mailto:{org.email}")
+    address.params["CN"] = org.name
+    return address
+
+
+def _render(env: jinja2.Environment | None, name: str, language: str, **context: Any) -> str:
+    env = env or make_environment(None)
+    text = env.get_template(f"ics/{language}/{name}.txt").render(language=language, **context)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _index_url(project: Project, anchor: str) -> str:
+    return f"{str(project.settings.base_url).rstrip('/')}/#{anchor}"
+
+
+def meeting_event(
+    project: Project,
+    meeting: Meeting,
+    state: EventState,
+    now: datetime,
+    language: str,
+    *,
+    env: jinja2.Environment | None = None,
+) -> Event:
+    """A complete VEVENT for one meeting, without METHOD or ATTENDEE (invitations add those)."""
+    uid = uid_for(project, "meeting", meeting.id)
+    start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+    ev = Event()
+    _stamp(ev, uid, state, now)
+    ev.add("DTSTART", start)
+    ev.add("DTEND", end)
+    ev.add("SUMMARY", meeting.title)
+    ev.add(
+        "DESCRIPTION",
+        _render(
+            env,
+            "meeting",
+            language,
+            project=project,
+            meeting=meeting,
+            start=start,
+            end=end,
+            zone=project.zone(meeting),
+        ),
+    )
+    ev.add("LOCATION", meeting.place.one_line())
+    ev.add("URL", str(meeting.online_url) if meeting.online_url else _index_url(project, meeting.id))
+    ev.add("ORGANIZER", _organizer(project))
+    ev.add("CATEGORIES", [_CATEGORY["meeting"][language], project.settings.title])
+    ev.add("STATUS", "CANCELLED" if meeting.status is MeetingStatus.cancelled else "CONFIRMED")
+    ev.add("TRANSP", "OPAQUE")
+    ev.add("CLASS", "PUBLIC")
+    return ev
+
+
+def _raw_occurrences(rec: Recurrence) -> list[date]:
+    """Occurrences before `exclude` is applied: RRULE generates these, EXDATE removes the excluded ones."""
+    wd = weekday(WEEKDAYS.index(rec.weekday))
+    if rec.every == "week":
+        rule = rrule(WEEKLY, byweekday=wd, dtstart=rec.start, until=rec.until)
+    else:
+        rule = rrule(MONTHLY, byweekday=wd(WEEKS[rec.week or "first"]), dtstart=rec.start, until=rec.until)
+    return [d.date() for d in rule]
+
+
+def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -> bool:
+    days = _raw_occurrences(rec)
+    if not days:
+        return False
+    zone = project.zone(event)
+    byday = _BYDAY[WEEKDAYS.index(rec.weekday)]
+    rule: dict[str, Any] = {"freq": "WEEKLY" if rec.every == "week" else "MONTHLY"}
+    rule["byday"] = byday if rec.every == "week" else f"{WEEKS[rec.week or 'first']}{byday}"
+    excluded = sorted(set(rec.exclude) & set(days))
+    if rec.time is None:
+        ev.add("DTSTART", days[0])
+        ev.add("DTEND", days[0] + timedelta(days=1))
+        rule["until"] = days[-1]
+        for day in excluded:
+            ev.add("EXDATE", day)
+    else:
+        start = datetime.combine(days[0], rec.time, tzinfo=zone)
+        length = (
+            datetime.combine(days[0], rec.end_time) - datetime.combine(days[0], rec.time)
+            if rec.end_time
+            else timedelta(hours=1)
+        )
+        ev.add("DTSTART", start)
+        ev.add("DTEND", start + length)
+        # RFC 5545: with a TZID on DTSTART, UNTIL is in UTC.
+        rule["until"] = _utc(datetime.combine(days[-1], rec.time, tzinfo=zone))
+        for day in excluded:
+            ev.add("EXDATE", datetime.combine(day, rec.time, tzinfo=zone))
+    ev.add("RRULE", vRecur(rule))
+    return True
+
+
+def key_event(
+    project: Project,
+    event: KeyEvent,
+    state: EventState,
+    now: datetime,
+    language: str,
+    *,
+    env: jinja2.Environment | None = None,
+) -> Event | None:
+    """A VEVENT for one entry of the cyclogram; None for a recurrence that never occurs."""
+    ev = Event()
+    _stamp(ev, uid_for(project, "event", event.id), state, now)
+    when = event.when
+    status = "CONFIRMED"
+    all_day = True
+    if isinstance(when, OnDate):
+        ev.add("DTSTART", when.date)
+        ev.add("DTEND", when.date + timedelta(days=1))
+    elif isinstance(when, DateRange):
+        if isinstance(when.start, datetime) and isinstance(when.end, datetime):
+            zone = project.zone(event)
+            ev.add("DTSTART", _aware(when.start, zone))
+            ev.add("DTEND", _aware(when.end, zone))
+            all_day = False
+        else:
+            ev.add("DTSTART", when.start)
+            ev.add("DTEND", when.end + timedelta(days=1))  # DTEND of an all-day event is exclusive
+    elif isinstance(when, MonthOnly):
+        # The month is agreed but not the day: the whole month, tentative, not blocking anyone's time.
+        ev.add("DTSTART", when.first_day)
+        ev.add("DTEND", when.last_day + timedelta(days=1))
+        status = "TENTATIVE"
+    else:
+        if not _recurrence(ev, project, event, when):
+            return None
+        all_day = when.time is None
+    if event.status == "cancelled":
+        status = "CANCELLED"
+    ev.add("SUMMARY", event.title)
+    description = _render(
+        env,
+        "event",
+        language,
+        project=project,
+        event=event,
+        source=_source(project, event),
+        responsible=_responsible_text(project, event.responsible) if event.responsible else "",
+    )
+    if description:
+        ev.add("DESCRIPTION", description)
+    if event.place:
+        ev.add("LOCATION", event.place.one_line())
+    ev.add("URL", _index_url(project, f"event-{event.id}"))
+    ev.add("ORGANIZER", _organizer(project))
+    ev.add("CATEGORIES", [_CATEGORY["event"][language], project.settings.title])
+    ev.add("STATUS", status)
+    ev.add("TRANSP", "TRANSPARENT" if all_day else "OPAQUE")
+    ev.add("CLASS", "PUBLIC")
+    return ev
+
+
+def _aware(moment: datetime, zone: Any) -> datetime:
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+
+
+def _source(project: Project, event: KeyEvent) -> Meeting | None:
+    if event.source is None:
+        return None
+    try:
+        return project.meeting(event.source)
+    except KeyError:
+        return None
+
+
+def action_audience(meeting: Meeting, action: ActionItem) -> Audience:
+    """Who sees an action item: the school or team answering for it, else the meeting's audience."""
+    r = action.responsible
+    if r.school or r.team:
+        return Audience(schools=[r.school] if r.school else [], teams=[r.team] if r.team else [])
+    return meeting.audience
+
+
+def action_event(
+    project: Project,
+    meeting: Meeting,
+    action: ActionItem,
+    state: EventState,
+    now: datetime,
+    language: str,
+    *,
+    env: jinja2.Environment | None = None,
+) -> Event:
+    """An action item as an all-day VEVENT on its due date.
+
+    A VEVENT rather than a VTODO: Google Calendar and Outlook drop VTODOs from subscribed feeds and
+    Apple Calendar files them under Reminders only for CalDAV, not for webcal subscriptions, so an
+    all-day, non-blocking event is the one form every client shows on the due day.
+    """
+    ev = Event()
+    _stamp(ev, uid_for(project, "action", f"{meeting.id}-{action.id}"), state, now)
+    ev.add("DTSTART", action.due)
+    ev.add("DTEND", action.due + timedelta(days=1))
+    ev.add("SUMMARY", _DUE[language].format(action.title))
+    ev.add(
+        "DESCRIPTION",
+        _render(
+            env,
+            "action",
+            language,
+            project=project,
+            meeting=meeting,
+            action=action,
+            responsible=_responsible_text(project, action.responsible),
+        ),
+    )
+    ev.add("URL", _index_url(project, meeting.id))
+    ev.add("ORGANIZER", _organizer(project))
+    ev.add("CATEGORIES", [_CATEGORY["action"][language], project.settings.title])
+    ev.add("STATUS", "CONFIRMED")
+    ev.add("TRANSP", "TRANSPARENT")
+    ev.add("CLASS", "PUBLIC")
+    return ev
+
+
+def _responsible_text(project: Project, responsible: Any) -> str:
+    parts = []
+    if responsible.school:
+        try:
+            parts.append(project.school(responsible.school).title)
+        except KeyError:
+            parts.append(responsible.school)
+    if responsible.team:
+        try:
+            parts.append(project.team(responsible.team).name)
+        except KeyError:
+            parts.append(responsible.team)
+    if responsible.person:
+        parts.append(responsible.person)
+    return ", ".join(parts)
+
+
+def calendar_items(
+    project: Project,
+    states: dict[str, EventState],
+    language: str,
+    *,
+    now: datetime | None = None,
+    env: jinja2.Environment | None = None,
+) -> list[CalendarItem]:
+    """Every meeting, key event and action item; DTSTAMP is each item's LAST-MODIFIED unless `now` is given.
+
+    Feeds use LAST-MODIFIED so that an unchanged model builds byte-identical files.
+    """
+    env = env or make_environment(None)
+    items: list[CalendarItem] = []
+    for meeting in project.meetings:
+        uid = uid_for(project, "meeting", meeting.id)
+        st = states[uid]
+        comp = meeting_event(project, meeting, st, now or st.last_modified, language, env=env)
+        items.append(CalendarItem(uid, "meeting", meeting.id, meeting.audience, comp, meeting.id))
+    for event in project.all_events():
+        uid = uid_for(project, "event", event.id)
+        st = states[uid]
+        maybe = key_event(project, event, st, now or st.last_modified, language, env=env)
+        if maybe is not None:
+            items.append(CalendarItem(uid, "event", event.id, event.audience, maybe, event.source))
+    for meeting, action in _final_actions(project):
+        item_id = f"{meeting.id}-{action.id}"
+        uid = uid_for(project, "action", item_id)
+        st = states[uid]
+        comp = action_event(project, meeting, action, st, now or st.last_modified, language, env=env)
+        items.append(CalendarItem(uid, "action", item_id, action_audience(meeting, action), comp, meeting.id))
+    return items
+
+
+# -- the calendar ------------------------------------------------------------------------------------------
+
+
+def _tz_spans(components: Sequence[Component]) -> dict[str, tuple[datetime, datetime]]:
+    """Per TZID, the earliest and latest local moments the components use."""
+    spans: dict[str, tuple[datetime, datetime]] = {}
+
+    def note(value: Any) -> None:
+        moments = value if isinstance(value, list) else [value]
+        for m in moments:
+            dt = getattr(m, "dt", m)
+            dts = getattr(m, "dts", None)
+            for one in [d.dt for d in dts] if dts else [dt]:
+                if isinstance(one, datetime) and one.tzinfo is not None:
+                    key = getattr(one.tzinfo, "key", None)
+                    if key and key != "UTC":
+                        naive = one.replace(tzinfo=None)
+                        lo, hi = spans.get(key, (naive, naive))
+                        spans[key] = (min(lo, naive), max(hi, naive))
+
+    for comp in components:
+        for sub in comp.walk():
+            for name in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "EXDATE", "RDATE"):
+                if name in sub:
+                    note(sub[name])
+            if "RRULE" in sub:
+                until = sub["RRULE"].get("UNTIL")
+                start = sub.get("DTSTART")
+                if until and start is not None and isinstance(start.dt, datetime) and start.dt.tzinfo:
+                    last = until[0] if isinstance(until, list) else until
+                    if isinstance(last, datetime):
+                        note(last.astimezone(start.dt.tzinfo))
+    return spans
+
+
+def wrap_calendar(
+    project: Project,
+    components: Iterable[Component],
+    *,
+    method: str | None,
+    name: str,
+    description: str | None,
+    language: str,
+) -> Calendar:
+    """A VCALENDAR with the VTIMEZONEs the components need; feeds (no method) also get refresh hints."""
+    comps = list(components)
+    cal = Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("CALSCALE", "GREGORIAN")
+    if method is not None:
+        cal.add("METHOD", method)
+    else:
+        # Subscription hints: a name and zone for clients that show them, how often to poll.
+        cal.add("NAME", name)
+        cal.add("X-WR-CALNAME", name)
+        if description:
+            cal.add("DESCRIPTION", description)
+            cal.add("X-WR-CALDESC", description)
+        cal.add("X-WR-TIMEZONE", project.settings.timezone)
+        cal.add("REFRESH-INTERVAL", REFRESH, parameters={"VALUE": "DURATION"})
+        cal.add("X-PUBLISHED-TTL", vDuration(REFRESH))
+    for tzid, (lo, hi) in sorted(_tz_spans(comps).items()):
+        cal.add_component(vtimezone(tzid, lo, hi))
+    for comp in comps:
+        cal.add_component(comp)
+    return cal
