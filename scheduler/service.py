@@ -1,0 +1,191 @@
+"""The service's decisions: which mailings are due, missed or changed, on whatever clock it is given."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .changes import Change, describe_changes, meeting_snapshot
+from .clock import Clock
+from .config import LoadedConfig
+from .errors import ConfigError
+from .model import MeetingStatus, Project
+from .plan import PlanEntry, build_plan
+from .state import StateStore
+from .validation import validate_all
+
+__all__ = ["Action", "Mailer", "Service"]
+
+log = logging.getLogger("cyclogram.service")
+
+# Kinds after which the schools know the meeting: from then on, a change to it is announced by an update.
+ANNOUNCING = ("invitation", "agenda", "reminder")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the service did or decided, for the log and the simulation's timeline."""
+
+    at: datetime
+    what: str  # queued | missed | update | cancellation | waiting
+    key: str
+    kind: str
+    meeting: str | None
+    recipients: int
+    detail: str = ""
+
+
+# compose(loaded, kind, meeting=..., entry=..., store=..., now=..., changes=...) -> list of NewMessage
+Mailer = Callable[..., list[Any]]
+
+
+@dataclass
+class Service:
+    """Holds the last good configuration and turns time passing and edits into queued mail.
+
+    It only queues: the outbox delivers. So a crash after queueing loses nothing, and queueing the
+    same mailing twice adds nothing (outbox rows are keyed by mailing, recipient and revision).
+    """
+
+    config_dir: Path
+    store: StateStore
+    clock: Clock
+    compose: Mailer
+    loaded: LoadedConfig | None = None
+    actions: list[Action] = field(default_factory=list)
+    on_action: Callable[[Action], None] | None = None
+
+    @property
+    def project(self) -> Project:
+        if self.loaded is None:
+            raise RuntimeError("the service has no configuration loaded")
+        return self.loaded.project
+
+    # -- configuration --------------------------------------------------------------------------------
+    def load(self) -> LoadedConfig:
+        """First load: a broken configuration is the caller's error to report."""
+        self.loaded = validate_all(self.config_dir)
+        return self.loaded
+
+    def reload(self) -> bool:
+        """Re-read after an edit; on error keep the last good model and say so. True if the model changed."""
+        try:
+            fresh = validate_all(self.config_dir)
+        except ConfigError as exc:
+            log.error("action=reload result=rejected problems=%d (keeping the last good configuration)\n%s",
+                      len(exc.problems), exc)
+            return False
+        changed = self.loaded is None or fresh.project != self.project
+        self.loaded = fresh
+        log.info("action=reload result=%s", "changed" if changed else "unchanged")
+        return changed
+
+    # -- the plan -------------------------------------------------------------------------------------
+    def plan(self, now: datetime | None = None) -> list[PlanEntry]:
+        return build_plan(self.project, now or self.clock.now(), self.store.mailing_states())
+
+    def next_wake(self, now: datetime | None = None) -> datetime | None:
+        """The next instant something is planned: the scheduler's next job."""
+        now = now or self.clock.now()
+        times = [e.at for e in self.plan(now) if e.state == "upcoming" and e.at > now]
+        return min(times) if times else None
+
+    # -- what is due ----------------------------------------------------------------------------------
+    def due(self, *, catching_up: bool = False) -> list[Action]:
+        """Queue every mailing whose time has come; report the ones too late to be useful.
+
+        On a normal wake-up everything due is on time. After downtime (`catching_up`), a mailing goes out
+        only inside the policy's grace window and before its deadline (the meeting's start); a summary goes
+        out whenever its minutes are final, since it is about a meeting that is over by nature.
+        """
+        now = self.clock.now()
+        grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
+        done: list[Action] = []
+        for entry in self.plan(now):
+            if entry.state != "past":
+                continue
+            late = now - entry.at
+            too_late = entry.deadline is not None and now >= entry.deadline
+            if entry.kind != "summary" and (too_late or (catching_up and late > grace)):
+                self.store.mark_mailing(entry.key, "missed", now)
+                reason = "its meeting has begun" if too_late else f"{_hours(late)} late, beyond the catch-up window"
+                done.append(self._record(now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients,
+                                         reason))
+                continue
+            messages = self.compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
+            added = self.store.enqueue(messages, now)
+            self.store.mark_mailing(entry.key, "sent", now)
+            if entry.meeting and entry.kind in ANNOUNCING:
+                self._remember(entry.meeting, now)
+            detail = f"{added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
+            done.append(self._record(now, "queued", entry.key, entry.kind, entry.meeting, len(messages), detail))
+        return done
+
+    # -- what changed ---------------------------------------------------------------------------------
+    def react_to_changes(self) -> list[Action]:
+        """Tell the invited schools about every meeting that moved or was cancelled since they were told."""
+        now = self.clock.now()
+        done: list[Action] = []
+        for meeting in self.project.meetings:
+            told = self.store.snapshot(meeting.id)
+            if told is None:
+                continue  # nobody has been invited yet: the invitation will carry the new facts
+            current = meeting_snapshot(self.project, meeting)
+            changes = describe_changes(told, current)
+            if not changes:
+                continue
+            if self.project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
+                # Nothing is sent about a meeting that is over; keep the record straight for later edits.
+                self.store.put_snapshot(meeting.id, current, now)
+                continue
+            cancelled = meeting.status is MeetingStatus.cancelled
+            if cancelled and told.get("status") == MeetingStatus.cancelled.value:
+                self.store.put_snapshot(meeting.id, current, now)
+                continue
+            kind = "cancellation" if cancelled else "update"
+            rule = getattr(self.project.policy(meeting), kind)
+            if rule.enabled:
+                messages = self.compose(
+                    self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
+                )
+                added = self.store.enqueue(messages, now)
+                done.append(
+                    self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, len(messages),
+                                 f"{added} new; " + _describe(changes))
+                )
+            self.store.put_snapshot(meeting.id, current, now)
+        return done
+
+    def _remember(self, meeting_id: str, now: datetime) -> None:
+        """What the schools now know of the meeting, to compare later edits against."""
+        meeting = self.project.meeting(meeting_id)
+        self.store.put_snapshot(meeting_id, meeting_snapshot(self.project, meeting), now)
+
+    def _record(self, at: datetime, what: str, key: str, kind: str, meeting: str | None, n: int,
+                detail: str = "") -> Action:
+        action = Action(at, what, key, kind, meeting, n, detail)
+        self.actions.append(action)
+        log.info("action=%s mailing=%s kind=%s recipients=%d%s", what, key, kind, n,
+                 f" detail={detail!r}" if detail else "")
+        if self.on_action:
+            self.on_action(action)
+        return action
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
+def _describe(changes: list[Change]) -> str:
+    return ", ".join(f"{c.field}: {_short(c.old)} -> {_short(c.new)}" for c in changes)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return f"{len(value)} items"
+    return str(value)
