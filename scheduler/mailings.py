@@ -1,0 +1,263 @@
+"""Compose a mailing: who gets it, one rendered message each, ready for the outbox in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .changes import Change, describe_changes, meeting_snapshot
+from .config import LoadedConfig
+from .errors import CyclogramError, UnknownTargetError
+from .messages import IMIP_METHODS, POLICY, build_message, mail_context, render_templates
+from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
+from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
+from .state import NewMessage, StateStore
+from .templating import make_environment
+
+__all__ = [
+    "ANNOUNCING",
+    "Target",
+    "compose",
+    "entries_for",
+    "filter_recipients",
+    "outbox_id",
+    "queue",
+    "resolve_meeting",
+]
+
+# Kinds that tell the schools what the meeting is; after them, the snapshot records what they were told.
+ANNOUNCING = ("invitation", "agenda", "update", "cancellation")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one mailing is about (a meeting, an action item of a meeting, or a key event occurrence)."""
+
+    key: str
+    kind: str
+    meeting: Meeting | None
+    action: ActionItem | None = None
+    event: KeyEvent | None = None
+    occurrence: datetime | None = None
+
+
+def outbox_id(mailing: str, recipient: str, revision: int) -> str:
+    """The outbox row of one (mailing, recipient, revision): the unit that is delivered exactly once."""
+    return f"{mailing}|{recipient.lower()}|{revision}"
+
+
+def resolve_meeting(project: Project, meeting_id: str) -> Meeting:
+    try:
+        return project.meeting(meeting_id)
+    except KeyError:
+        known = ", ".join(m.id for m in project.meetings) or "none"
+        raise UnknownTargetError(f"no meeting {meeting_id!r}; known meetings: {known}") from None
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise UnknownTargetError(f"unknown mailing kind {kind!r}; known kinds: {', '.join(KINDS)}")
+
+
+def filter_recipients(project: Project, recipients: list[Recipient], only: str | None) -> list[Recipient]:
+    """Narrow to one school (by id) or one mailbox (by address)."""
+    if only is None:
+        return recipients
+    wanted = only.strip().lower()
+    picked = [r for r in recipients if r.school == wanted or r.email.lower() == wanted]
+    if not picked:
+        schools = ", ".join(sorted({r.school for r in recipients})) or "none"
+        raise UnknownTargetError(
+            f"{only!r} is neither a school nor an address this mailing goes to (schools: {schools})"
+        )
+    return picked
+
+
+def entries_for(project: Project, kind: str, target: str, now: datetime) -> list[PlanEntry]:
+    """Plan entries of an action or event reminder for a meeting (its action items) or a key event."""
+    entries = [e for e in build_plan(project, now) if e.kind == kind and target in (e.meeting, e.event)]
+    if kind == "event_reminder":
+        coming = [e for e in entries if e.deadline is None or e.deadline >= now]
+        entries = coming[:1]  # the next occurrence, not the whole year
+    if not entries:
+        raise UnknownTargetError(f"no {kind} is planned for {target!r}")
+    return entries
+
+
+def _targets(
+    project: Project, kind: str, meeting_id: str | None, entry: PlanEntry | None, now: datetime
+) -> list[Target]:
+    if entry is not None:
+        meeting = resolve_meeting(project, entry.meeting) if entry.meeting else None
+        action = event = occurrence = None
+        if entry.kind == "action_reminder" and meeting is not None and meeting.minutes:
+            action = next((a for a in meeting.minutes.action_items if a.id == entry.item), None)
+            if action is None:
+                raise UnknownTargetError(f"no action item {entry.item!r} in the minutes of {meeting.id!r}")
+        if entry.kind == "event_reminder":
+            event = next((e for e in project.all_events() if e.id == entry.event), None)
+            if event is None:
+                raise UnknownTargetError(f"no key event {entry.event!r}")
+            occurrence = entry.deadline
+        return [Target(entry.key, entry.kind, meeting, action, event, occurrence)]
+    if meeting_id is None:
+        raise UnknownTargetError(f"a {kind} mailing needs a meeting")
+    if kind in MEETING_KINDS:
+        return [Target(mailing_key(kind, meeting_id), kind, resolve_meeting(project, meeting_id))]
+    targets: list[Target] = []
+    for e in entries_for(project, kind, meeting_id, now):
+        targets.extend(_targets(project, kind, None, e, now))
+    return targets
+
+
+def _recipients(project: Project, target: Target) -> list[Recipient]:
+    if target.kind == "action_reminder" and target.meeting is not None and target.action is not None:
+        entry = PlanEntry(
+            target.occurrence or datetime.min, "action_reminder", target.meeting.id, None, target.action.id,
+            0, target.key, None, "due",
+        )  # fmt: skip
+        return entry_recipients(project, entry)
+    if target.event is not None:
+        return project.recipients(target.event.audience)
+    assert target.meeting is not None
+    return project.recipients(target.meeting.audience)
+
+
+def _check_meeting(kind: str, meeting: Meeting) -> None:
+    """Refuse a mailing that contradicts the meeting's file, before anything is rendered."""
+    cancelled = meeting.status is MeetingStatus.cancelled
+    if kind == "cancellation" and not cancelled:
+        raise CyclogramError(
+            f"meeting {meeting.id!r} is not cancelled: "
+            "set `status: cancelled` in its file, then send the cancellation"
+        )
+    if kind in ("invitation", "agenda", "reminder", "update") and cancelled:
+        raise CyclogramError(f"meeting {meeting.id!r} is cancelled: send a cancellation instead of a {kind}")
+    if kind == "summary" and not (meeting.minutes and meeting.minutes.final):
+        raise CyclogramError(
+            f"the minutes of {meeting.id!r} are not final: "
+            "set `minutes.final: true` before sending the summary"
+        )
+
+
+def _feed_urls(loaded: LoadedConfig, store: StateStore) -> Any:
+    """Each school's private feed URL, when the feeds are available in this installation."""
+    try:
+        from .tokens import feed_secret, private_feed_url
+    except ImportError:
+        return lambda school_id: None
+    secret = feed_secret(store)
+    return lambda school_id: private_feed_url(loaded.project, secret, "school", school_id)
+
+
+def _revision(store: StateStore, key: str, recipient: str, base: int, resend: bool) -> int:
+    if not resend:
+        return base
+    existing = [r.revision for r in store.outbox(mailing=key) if r.recipient.lower() == recipient.lower()]
+    return max([base - 1, *existing]) + 1
+
+
+def compose(
+    loaded: LoadedConfig,
+    kind: str,
+    *,
+    meeting: str | None = None,
+    entry: PlanEntry | None = None,
+    store: StateStore,
+    now: datetime,
+    only: str | None = None,
+    changes: list[Change] | None = None,
+    resend: bool = False,
+) -> list[NewMessage]:
+    """Render every message of one mailing (or of a plan entry), all or nothing.
+
+    Raises UnknownTargetError for a wrong kind, meeting or `only`, TemplateProblem for a template that
+    fails, HeaderInjectionError for a value that would break a header; nothing is queued in those cases.
+    An `update` with nothing changed since the schools were last told returns no messages.
+    """
+    _check_kind(entry.kind if entry else kind)
+    project = loaded.project
+    env = make_environment(loaded.directory)
+    feed_url = _feed_urls(loaded, store)
+    out: list[NewMessage] = []
+    for target in _targets(project, entry.kind if entry else kind, meeting, entry, now):
+        m = target.meeting
+        if m is not None and target.kind in MEETING_KINDS:
+            _check_meeting(target.kind, m)
+        recipients = filter_recipients(project, _recipients(project, target), only)
+        todo = changes
+        if target.kind == "update":
+            assert m is not None
+            if todo is None:
+                before = store.snapshot(m.id)
+                if before is None:
+                    raise CyclogramError(
+                        f"nothing was announced about {m.id!r} yet: send the invitation first"
+                    )
+                todo = describe_changes(before, meeting_snapshot(project, m))
+            if not todo and not resend:
+                continue
+        state = None
+        method = IMIP_METHODS.get(target.kind)
+        if method is not None:
+            from .calendar import meeting_fingerprint, uid_for
+
+            assert m is not None
+            uid = uid_for(project, "meeting", m.id)
+            state = store.event_state(uid, meeting_fingerprint(project, m), now)
+        base = state.sequence if target.kind == "update" and state is not None else 0
+        rule = getattr(project.policy(m), target.kind)
+        for r in recipients:
+            revision = _revision(store, target.key, r.email, base, resend)
+            context = mail_context(
+                project, target.kind, r, meeting=m, action=target.action, event=target.event,
+                occurrence=target.occurrence, changes=todo, feed_url=feed_url(r.school),
+            )  # fmt: skip
+            rendered = render_templates(env, rule.template or target.kind, r.language, context)
+            calendar = None
+            if method is not None and state is not None and m is not None:
+                from .imip import imip_calendar
+
+                calendar = imip_calendar(project, m, r, method=method, state=state, now=now, env=env)
+            msg = build_message(
+                project, r, rendered, kind=target.kind, mailing=target.key, revision=revision,
+                date=now, calendar=calendar, method=method,
+            )  # fmt: skip
+            out.append(
+                NewMessage(
+                    id=outbox_id(target.key, r.email, revision),
+                    mailing=target.key,
+                    kind=target.kind,
+                    meeting=m.id if m else None,
+                    recipient=r.email,
+                    revision=revision,
+                    message=msg.as_bytes(policy=POLICY),
+                    sender=project.settings.organizer.email,
+                )
+            )
+    return out
+
+
+def queue(
+    store: StateStore,
+    loaded: LoadedConfig,
+    messages: Sequence[NewMessage],
+    *,
+    now: datetime,
+    complete: bool = True,
+) -> int:
+    """Put composed messages in the outbox (ones already there stay as they are); returns how many are new.
+
+    Afterwards the meetings announced are recorded as the schools now know them (the base of the next
+    `update`), and, when the mailing went to everyone (`complete`), the plan marks it sent.
+    """
+    added = store.enqueue(messages, now)
+    project = loaded.project
+    for meeting_id in sorted({m.meeting for m in messages if m.meeting and m.kind in ANNOUNCING}):
+        store.put_snapshot(meeting_id, meeting_snapshot(project, project.meeting(meeting_id)), now)
+    if complete:
+        for key in sorted({m.mailing for m in messages}):
+            store.mark_mailing(key, "sent", now)
+    return added

@@ -1,0 +1,390 @@
+"""Render one mail for one recipient: the template context, the three templates, headers and MIME layout."""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, time
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from .changes import Change
+from .errors import CyclogramError, TemplateProblem
+from .i18n import format_day, format_month, format_span
+from .model import (
+    ActionItem,
+    DateRange,
+    KeyEvent,
+    Meeting,
+    MonthOnly,
+    OnDate,
+    Project,
+    Recipient,
+    Recurrence,
+    Responsible,
+)
+from .templating import mail_template_names
+
+__all__ = [
+    "IMIP_METHODS",
+    "POLICY",
+    "HeaderInjectionError",
+    "Rendered",
+    "build_message",
+    "check_header",
+    "event_context",
+    "mail_context",
+    "meeting_context",
+    "message_id_for",
+    "render_templates",
+    "responsible_text",
+]
+
+# Kinds that carry a calendar object, and the iTIP method each one uses.
+IMIP_METHODS = {"invitation": "REQUEST", "agenda": "REQUEST", "update": "REQUEST", "cancellation": "CANCEL"}
+
+# CRLF line ends on the wire; the outbox stores exactly what SMTP sends.
+POLICY = SMTP
+
+
+class HeaderInjectionError(CyclogramError):
+    """A value bound for a mail header holds a line break (it would forge headers)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+# --- context ----------------------------------------------------------------------------------------------
+
+
+def responsible_text(project: Project, responsible: Responsible | None) -> str | None:
+    """Who answers for an item, as a reader names them: the school, the team, or the person."""
+    if responsible is None:
+        return None
+    names = []
+    if responsible.school:
+        try:
+            names.append(project.school(responsible.school).title)
+        except KeyError:
+            names.append(responsible.school)
+    if responsible.team:
+        try:
+            names.append(project.team(responsible.team).name)
+        except KeyError:
+            names.append(responsible.team)
+    if responsible.person:
+        names.append(responsible.person)
+    return ", ".join(names)
+
+
+def _hhmm(value: time | None) -> str | None:
+    return value.strftime("%H:%M") if value else None
+
+
+def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
+    """A meeting as plain values for templates; datetimes are aware, in the meeting's zone."""
+    return {
+        "id": meeting.id,
+        "title": meeting.title,
+        "goal": meeting.goal,
+        "tasks": list(meeting.tasks),
+        "planned_results": list(meeting.planned_results),
+        "products": list(meeting.products),
+        "agenda": [
+            {
+                "title": item.title,
+                "start": _hhmm(item.start),
+                "end": _hhmm(item.end),
+                "speakers": [{"name": s.name, "role": s.role} for s in item.speakers],
+            }
+            for item in meeting.agenda
+        ],
+        "start": project.meeting_start(meeting),
+        "end": project.meeting_end(meeting),
+        "timezone": str(project.zone(meeting)),
+        "place": {
+            "name": meeting.place.name,
+            "address": meeting.place.address,
+            "text": meeting.place.one_line(),
+        },
+        "online_url": str(meeting.online_url) if meeting.online_url else None,
+        "status": meeting.status.value,
+        "cancelled": meeting.status.value == "cancelled",
+    }
+
+
+def when_text(project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None) -> str:
+    """When a key event happens, in the reader's words (a day, a span, a month, or a series)."""
+    zone = project.zone(event)
+    w = event.when
+    if isinstance(w, OnDate):
+        return format_day(w.date, language)
+    if isinstance(w, DateRange):
+        if isinstance(w.start, datetime) and isinstance(w.end, datetime):
+            start = w.start if w.start.tzinfo else w.start.replace(tzinfo=zone)
+            end = w.end if w.end.tzinfo else w.end.replace(tzinfo=zone)
+            return format_span(start, end, language, zone)
+        if w.start == w.end:
+            return format_day(w.start, language)
+        return f"{format_day(w.start, language)} – {format_day(w.end, language)}"
+    if isinstance(w, MonthOnly):
+        return format_month(w.first_day, language)
+    assert isinstance(w, Recurrence)
+    if occurrence is not None:
+        if w.time is None:
+            return format_day(occurrence, language)
+        end = datetime.combine(occurrence.date(), w.end_time, tzinfo=zone) if w.end_time else None
+        return format_span(occurrence, end, language, zone)
+    return f"{format_day(w.start, language)} – {format_day(w.until, language)}"
+
+
+def event_context(
+    project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None
+) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "title": event.title,
+        "description": event.description,
+        "when": when_text(project, event, language, occurrence),
+        "place": event.place.one_line() if event.place else None,
+        "responsible": responsible_text(project, event.responsible),
+        "product": event.product,
+    }
+
+
+def _action_context(project: Project, action: ActionItem) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "title": action.title,
+        "responsible": responsible_text(project, action.responsible),
+        "due": action.due,
+        "product": action.product,
+    }
+
+
+def _minutes_context(project: Project, meeting: Meeting, language: str) -> dict[str, Any] | None:
+    minutes = meeting.minutes
+    if minutes is None:
+        return None
+    return {
+        "final": minutes.final,
+        "decisions": list(minutes.decisions),
+        "approved_events": [event_context(project, e, language) for e in minutes.approved_events],
+        "products": list(minutes.products),
+        "action_items": [_action_context(project, a) for a in minutes.action_items],
+        "notes": minutes.notes,
+    }
+
+
+def _iso_span(start: Any, end: Any, language: str, zone: Any) -> str | None:
+    """Snapshot times are ISO strings with an offset; show them in the meeting's named zone (МСК)."""
+    if not start:
+        return None
+    s = datetime.fromisoformat(start)
+    e = datetime.fromisoformat(end) if end else None
+    return format_span(s, e, language, zone if isinstance(zone, ZoneInfo) else None)
+
+
+def changes_context(
+    changes: list[Change], language: str, current: tuple[datetime, datetime] | None = None
+) -> list[dict[str, Any]]:
+    """Changes in the reader's words: start and end make one "time" line; the agenda says what came and went.
+
+    `current` is the meeting's (start, end) now: the half of the pair that did not change is taken from it.
+    """
+    by_field = {c.field: c for c in changes}
+    now_start = current[0].isoformat() if current else None
+    now_end = current[1].isoformat() if current else None
+    zone = current[0].tzinfo if current else None
+    out: list[dict[str, Any]] = []
+    for c in changes:
+        if c.field in ("start", "end"):
+            if any(x["field"] == "time" for x in out):
+                continue
+            start, end = by_field.get("start"), by_field.get("end")
+            out.append(
+                {
+                    "field": "time",
+                    "old": _iso_span(
+                        start.old if start else now_start, end.old if end else now_end, language, zone
+                    ),
+                    "new": _iso_span(
+                        start.new if start else now_start, end.new if end else now_end, language, zone
+                    ),
+                    "added": [],
+                    "removed": [],
+                }
+            )
+        elif c.field == "agenda":
+            old_titles = [i.get("title") for i in c.old or []]
+            new_titles = [i.get("title") for i in c.new or []]
+            out.append(
+                {
+                    "field": "agenda",
+                    "old": None,
+                    "new": None,
+                    "added": [t for t in new_titles if t not in old_titles],
+                    "removed": [t for t in old_titles if t not in new_titles],
+                }
+            )
+        else:
+            out.append({"field": c.field, "old": c.old, "new": c.new, "added": [], "removed": []})
+    return out
+
+
+def mail_context(
+    project: Project,
+    kind: str,
+    recipient: Recipient,
+    *,
+    meeting: Meeting | None = None,
+    action: ActionItem | None = None,
+    event: KeyEvent | None = None,
+    occurrence: datetime | None = None,
+    changes: list[Change] | None = None,
+    feed_url: str | None = None,
+) -> dict[str, Any]:
+    """Everything a mail template may use. Every key is always present (StrictUndefined finds typos)."""
+    language = recipient.language
+    try:
+        school = project.school(recipient.school)
+        school_ctx = {"id": school.id, "name": school.name, "title": school.title}
+    except KeyError:
+        school_ctx = {"id": recipient.school, "name": recipient.school, "title": recipient.school}
+    settings = project.settings
+    return {
+        "kind": kind,
+        "lang": language,
+        "project": {"name": settings.name, "title": settings.title, "base_url": str(settings.base_url)},
+        "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
+        "recipient": {"name": recipient.name, "email": recipient.email},
+        "school": school_ctx,
+        "meeting": meeting_context(project, meeting) if meeting else None,
+        "minutes": _minutes_context(project, meeting, language) if meeting else None,
+        "changes": changes_context(
+            changes or [],
+            language,
+            (project.meeting_start(meeting), project.meeting_end(meeting)) if meeting else None,
+        ),
+        "action": _action_context(project, action) if action else None,
+        "event": event_context(project, event, language, occurrence) if event else None,
+        "feed_url": feed_url,
+    }
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+
+def _template_line(exc: BaseException) -> tuple[str | None, int | None]:
+    """Jinja rewrites tracebacks so that template frames carry the template's file and line."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith((".txt", ".html")):
+            return frame.filename, frame.lineno
+    return None, None
+
+
+def render_templates(env: jinja2.Environment, name: str, language: str, context: dict[str, Any]) -> Rendered:
+    """Subject, text and HTML of one kind (or a rule's own template name) in one language."""
+    out = []
+    for template_name in mail_template_names(name, language):
+        try:
+            out.append(env.get_template(template_name).render(context))
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateProblem(f"template {exc.name!r} does not exist") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateProblem(f"{exc.filename or template_name}:{exc.lineno}: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            file, line = _template_line(exc)
+            where = f"{file}:{line}" if file else template_name
+            raise TemplateProblem(f"{where}: {exc.message}") from None
+    subject = " ".join(out[0].split())  # a subject is one line, however the template was laid out
+    return Rendered(subject=subject, text=out[1].rstrip() + "\n", html=out[2])
+
+
+# --- headers and MIME -------------------------------------------------------------------------------------
+
+
+def check_header(name: str, value: str) -> str:
+    """Refuse any line break in a header value: it would let data add headers of its own."""
+    if "\r" in value or "\n" in value:
+        raise HeaderInjectionError(
+            f"refusing to send: the {name} header would contain a line break: {value!r}"
+        )
+    return value
+
+
+def message_id_for(mailing: str, recipient: str, revision: int, domain: str) -> str:
+    """The same (mailing, recipient, revision) always gets the same Message-ID; clients then drop a copy."""
+    digest = hashlib.sha256(f"{mailing}\0{recipient.lower()}\0{revision}".encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2] or "localhost"
+
+
+def build_message(
+    project: Project,
+    recipient: Recipient,
+    rendered: Rendered,
+    *,
+    kind: str,
+    mailing: str,
+    revision: int,
+    date: datetime,
+    calendar: bytes | None = None,
+    method: str | None = None,
+) -> EmailMessage:
+    """One message to one head (never Bcc), with headers that keep auto-replies and filters sane."""
+    settings = project.settings
+    organizer = settings.organizer
+    check_header("From", organizer.name)
+    check_header("To", recipient.name)
+    check_header("Subject", rendered.subject)
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = Address(display_name=organizer.name, addr_spec=organizer.email)
+    msg["To"] = Address(display_name=recipient.name, addr_spec=recipient.email)
+    if settings.reply_to:
+        msg["Reply-To"] = settings.reply_to
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(date.astimezone(project.zone()))
+    msg["Message-ID"] = message_id_for(mailing, recipient.email, revision, _domain(organizer.email))
+    # RFC 3834: responders must not answer auto-generated mail; Exchange reads X-Auto-Response-Suppress,
+    # older vacation programs only Precedence. List-Id gives filters a stable handle for the project's mail.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    msg["Precedence"] = "bulk"
+    host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
+    msg["List-Id"] = f"{check_header('List-Id', settings.title)} <cyclogram.{host}>"
+    msg["X-Cyclogram-Mailing"] = check_header("X-Cyclogram-Mailing", mailing)
+    msg["X-Cyclogram-Kind"] = kind
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    if calendar is not None:
+        if method not in ("REQUEST", "CANCEL"):
+            raise ValueError(f"unsupported iTIP method {method!r}")
+        # The iMIP layout that Google Calendar, Thunderbird and the CalConnect guide use:
+        #   multipart/mixed
+        #     multipart/alternative: text/plain, text/html, text/calendar; method=...  (last = preferred)
+        #     application/ics; name=invite.ics (attachment)
+        # Outlook only looks for iMIP data in the first child of multipart/mixed ([MS-OXCICAL] 2.2.168),
+        # Gmail and Apple Mail read the text/calendar alternative, and clients that ignore alternatives
+        # (some webmails, Thunderbird without Lightning) still offer the attached file for import.
+        msg.add_alternative(
+            calendar.decode("utf-8"), subtype="calendar", charset="utf-8", params={"method": method}
+        )
+        msg.make_mixed()
+        msg.add_attachment(calendar, maintype="application", subtype="ics", filename="invite.ics")
+    return msg
