@@ -236,6 +236,77 @@ def synth(
     )
 
 
+# --- feeds and serve (calendar feeds) -------------------------------------------------------------------
+
+
+@main.group()
+def feeds() -> None:
+    """Build the calendar feeds, or print their private subscribe URLs."""
+
+
+@feeds.command("build")
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+    help="Directory to write project.ics, schools/, teams/ and meetings/ into.",
+)
+@with_context
+def feeds_build(obj: Context, out: Path) -> None:
+    """Write every feed as a file (atomically; unchanged files are left untouched)."""
+    from scheduler.feeds import current_feeds, write_feeds
+    from scheduler.templating import make_environment
+
+    loaded = obj.load()
+    env = make_environment(loaded.directory)
+    built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
+    written = write_feeds(built, out)
+    click.echo(f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged")
+
+
+@feeds.command("urls")
+@with_context
+def feeds_urls(obj: Context) -> None:
+    """Print each school's and team's private subscribe URL (https and webcal)."""
+    from scheduler.tokens import feed_secret, private_feed_url, webcal_url
+
+    project = obj.load().project
+    secret = feed_secret(obj.store())
+    for kind, items in (("school", project.schools), ("team", project.teams)):
+        for item in items:
+            url = private_feed_url(project, secret, kind, item.id)
+            click.echo(f"{kind}\t{item.id}\t{url}\t{webcal_url(url)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
+)
+@with_context
+def serve(obj: Context, host: str, port: int) -> None:
+    """Serve the feeds and the index page over HTTP, rebuilding when the configuration changes."""
+    import asyncio
+    import logging
+
+    from scheduler.server import FeedServer
+    from scheduler.watch import watch_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loaded = obj.load()
+    server = FeedServer(obj.store(), obj.clock, loaded.directory)
+    server.update(loaded.project)
+
+    async def run() -> None:
+        bound = await server.start(host, port)
+        count = len(server.published.feeds) if server.published else 0
+        click.echo(f"Serving {count} feeds on http://{host}:{bound}/ (Ctrl+C to stop)")
+        try:
+            await watch_config(loaded.directory, lambda new: server.update(new.project) and None)
+        finally:
+            await server.stop()
+
+    asyncio.run(run())
+
+
 def parse_day(value: str) -> date:
     return date.fromisoformat(value)
 

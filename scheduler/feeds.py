@@ -1,0 +1,210 @@
+"""Subscription feeds from the model: the project's, each school's, each team's and each meeting's."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from .calendar import CalendarItem, calendar_items, event_states, wrap_calendar
+from .model import Project
+
+if TYPE_CHECKING:
+    from .state import EventState, StateStore
+
+__all__ = ["CANCELLED_KEPT", "Feed", "build_feeds", "current_feeds", "write_feeds"]
+
+# A cancelled item stays in the feeds this long after its end, so clients that already show it learn of
+# the cancellation (a vanished event is silently kept by some clients), then it drops out.
+CANCELLED_KEPT = timedelta(days=30)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_NAMES = {
+    "ru": {"project": "{title}", "school": "{title}: {name}", "team": "{title}: {name}", "meeting": "{name}"},
+    "en": {"project": "{title}", "school": "{title}: {name}", "team": "{title}: {name}", "meeting": "{name}"},
+}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One built .ics file and what a server needs to serve it."""
+
+    path: str  # relative: project.ics, schools/<id>.ics, teams/<id>.ics, meetings/<id>.ics
+    kind: str  # project | school | team | meeting
+    id: str | None
+    name: str
+    public: bool
+    data: bytes
+    last_modified: datetime  # the newest LAST-MODIFIED in it: stable while the content is
+
+    @property
+    def etag(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()[:32]
+
+
+def _ends(project: Project, item: CalendarItem) -> date:
+    comp = item.component
+    end = comp.get("DTEND") or comp.get("DTSTART")
+    value = end.dt
+    if "RRULE" in comp:
+        until = comp["RRULE"].get("UNTIL")
+        if until:
+            value = until[0] if isinstance(until, list) else until
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _visible(project: Project, item: CalendarItem, now: datetime) -> bool:
+    if str(item.component.get("STATUS", "")) != "CANCELLED":
+        return True
+    return _ends(project, item) + CANCELLED_KEPT >= now.astimezone(project.settings.tz).date()
+
+
+def _feed(
+    project: Project,
+    path: str,
+    kind: str,
+    ident: str | None,
+    name: str,
+    public: bool,
+    items: Iterable[CalendarItem],
+    language: str,
+    states: dict[str, EventState],
+) -> Feed:
+    chosen = list(items)
+    cal = wrap_calendar(
+        project,
+        [i.component for i in chosen],
+        method=None,
+        name=name,
+        description=project.settings.name,
+        language=language,
+    )
+    modified = max((states[i.uid].last_modified for i in chosen), default=_EPOCH).astimezone(UTC)
+    return Feed(path, kind, ident, name, public, cal.to_ical(), modified.replace(microsecond=0))
+
+
+def build_feeds(
+    project: Project,
+    states: dict[str, EventState],
+    now: datetime,
+    *,
+    env: jinja2.Environment | None = None,
+) -> dict[str, Feed]:
+    """Every feed by its relative path; the same model and states give the same bytes."""
+    by_language: dict[str, list[CalendarItem]] = {}
+
+    def items(language: str) -> list[CalendarItem]:
+        if language not in by_language:
+            every = calendar_items(project, states, language, env=env)
+            by_language[language] = [i for i in every if _visible(project, i, now)]
+        return by_language[language]
+
+    settings = project.settings
+    lang = settings.language
+    names = _NAMES[lang]
+    out: dict[str, Feed] = {}
+
+    def add(feed: Feed) -> None:
+        out[feed.path] = feed
+
+    add(
+        _feed(
+            project,
+            "project.ics",
+            "project",
+            None,
+            names["project"].format(title=settings.title, name=""),
+            True,
+            items(lang),
+            lang,
+            states,
+        )
+    )
+    for school in project.schools:
+        sl = project.language_of(school)
+        wanted: Callable[[CalendarItem], bool] = lambda i, s=school.id: any(  # noqa: E731
+            x.id == s for x in project.audience_schools(i.audience)
+        )
+        add(
+            _feed(
+                project,
+                f"schools/{school.id}.ics",
+                "school",
+                school.id,
+                _NAMES[sl]["school"].format(title=settings.title, name=school.title),
+                False,
+                (i for i in items(sl) if wanted(i)),
+                sl,
+                states,
+            )
+        )
+    for team in project.teams:
+        add(
+            _feed(
+                project,
+                f"teams/{team.id}.ics",
+                "team",
+                team.id,
+                names["team"].format(title=settings.title, name=team.name),
+                False,
+                (i for i in items(lang) if project.reaches_team(i.audience, team)),
+                lang,
+                states,
+            )
+        )
+    for meeting in project.meetings:
+        add(
+            _feed(
+                project,
+                f"meetings/{meeting.id}.ics",
+                "meeting",
+                meeting.id,
+                names["meeting"].format(title=settings.title, name=meeting.title),
+                True,
+                (i for i in items(lang) if i.kind == "meeting" and i.item_id == meeting.id),
+                lang,
+                states,
+            )
+        )
+    return out
+
+
+def current_feeds(
+    store: StateStore, project: Project, now: datetime, *, env: jinja2.Environment | None = None
+) -> dict[str, Feed]:
+    """At the edge: record sequences in the store, then build every feed."""
+    return build_feeds(project, event_states(store, project, now), now, env=env)
+
+
+def write_feeds(feeds: dict[str, Feed], out: Path) -> list[str]:
+    """Write each feed atomically (temp file, then rename); files with the same bytes are left untouched.
+
+    Returns the relative paths written. Old files of removed schools, teams or meetings are kept:
+    a subscriber then sees the last state rather than an error.
+    """
+    written = []
+    for rel, feed in sorted(feeds.items()):
+        target = out / rel
+        if target.is_file() and target.read_bytes() == feed.data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(feed.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # a static web server must be able to read it
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(rel)
+    return written

@@ -1,0 +1,303 @@
+"""The feed server: feeds and the index page from memory, with conditional GET and gzip."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+
+from .feeds import Feed, current_feeds
+from .i18n import format_day, format_month, format_span
+from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
+from .templating import make_environment
+from .tokens import feed_secret, private_feed_path, public_feed_url, verify_token, webcal_url
+
+if TYPE_CHECKING:
+    from .clock import Clock
+    from .state import StateStore
+
+__all__ = ["FeedServer", "Published", "make_app", "publish", "render_index"]
+
+log = logging.getLogger(__name__)
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+_NOT_FOUND = b"Not found\n"
+
+
+@dataclass(frozen=True)
+class Published:
+    """One consistent build: what the server answers with until the next one."""
+
+    project: Project
+    feeds: dict[str, Feed]
+    secret: str
+    index: bytes
+    built: datetime
+    gzipped: dict[str, bytes] = field(default_factory=dict)
+
+
+# -- the index page ----------------------------------------------------------------------------------------
+
+
+def _school_year_months(project: Project) -> list[date]:
+    start = project.settings.school_year.start
+    return [date(start + (m < 9), m, 1) for m in (*range(9, 13), *range(1, 9))]
+
+
+def _event_rows(project: Project, event: KeyEvent, language: str) -> list[tuple[date, str, str]]:
+    """(month, when, title) for each place the event shows in the year's table."""
+    when = event.when
+    zone = project.zone(event)
+    if isinstance(when, OnDate):
+        return [(when.date, format_day(when.date, language), event.title)]
+    if isinstance(when, DateRange):
+        if isinstance(when.start, datetime) and isinstance(when.end, datetime):
+            start = when.start.replace(tzinfo=zone) if when.start.tzinfo is None else when.start
+            end = when.end.replace(tzinfo=zone) if when.end.tzinfo is None else when.end
+            return [(start.date(), format_span(start, end, language, zone), event.title)]
+        first, last = when.start, when.end
+        assert isinstance(first, date) and isinstance(last, date)
+        label = (
+            format_day(first, language)
+            if first == last
+            else (f"{format_day(first, language)} – {format_day(last, language)}")
+        )
+        return [(first, label, event.title)]
+    if isinstance(when, MonthOnly):
+        tbd = "дата уточняется" if language == "ru" else "date to be fixed"
+        return [(when.first_day, f"{format_month(when.first_day, language)} ({tbd})", event.title)]
+    assert isinstance(when, Recurrence)
+    rows = []
+    for day in when.occurrences():
+        if when.time is not None:
+            start = datetime.combine(day, when.time, tzinfo=zone)
+            end = datetime.combine(day, when.end_time, tzinfo=zone) if when.end_time else None
+            rows.append((day, format_span(start, end, language, zone), event.title))
+        else:
+            rows.append((day, format_day(day, language), event.title))
+    return rows
+
+
+def index_context(project: Project, language: str) -> dict[str, Any]:
+    months = _school_year_months(project)
+    table: dict[tuple[int, int], list[dict[str, Any]]] = {(m.year, m.month): [] for m in months}
+    entries: list[tuple[date, str, dict[str, Any]]] = []
+    for meeting in project.meetings:
+        start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+        entries.append(
+            (
+                start.date(),
+                start.isoformat(),
+                {
+                    "when": format_span(start, end, language, project.zone(meeting)),
+                    "title": meeting.title,
+                    "kind": "meeting",
+                    "anchor": meeting.id,
+                    "cancelled": meeting.status is MeetingStatus.cancelled,
+                    "place": meeting.place.one_line(),
+                },
+            )
+        )
+    for event in project.all_events():
+        for day, label, title in _event_rows(project, event, language):
+            entries.append(
+                (
+                    day,
+                    day.isoformat(),
+                    {
+                        "when": label,
+                        "title": title,
+                        "kind": "event",
+                        "anchor": f"event-{event.id}",
+                        "cancelled": event.status == "cancelled",
+                        "place": event.place.one_line() if event.place else "",
+                    },
+                )
+            )
+    anchors: set[str] = set()
+    for day, _, entry in sorted(entries, key=lambda e: (e[0], e[1], e[2]["title"])):
+        if entry["anchor"] in anchors:  # a recurring event links from its first occurrence only
+            entry = {**entry, "anchor": None}
+        anchors.add(entry["anchor"])
+        key = (day.year, day.month)
+        if key in table:
+            table[key].append(entry)
+    return {
+        "project": project,
+        "language": language,
+        "months": [{"label": format_month(m, language), "entries": table[(m.year, m.month)]} for m in months],
+        "feeds": [],
+    }
+
+
+def render_index(project: Project, feeds: dict[str, Feed], env: jinja2.Environment) -> bytes:
+    """The index page in the project's language: the year's cyclogram and the public subscribe links."""
+    language = project.settings.language
+    ctx = index_context(project, language)
+    links = []
+    for path, feed in feeds.items():
+        if feed.public:
+            url = public_feed_url(project, path)
+            links.append({"name": feed.name, "kind": feed.kind, "url": url, "webcal": webcal_url(url)})
+    ctx["feeds"] = links
+    return env.get_template("web/index.html").render(**ctx).encode("utf-8")
+
+
+# -- building ----------------------------------------------------------------------------------------------
+
+
+def publish(
+    project: Project, store: StateStore, now: datetime, *, env: jinja2.Environment | None = None
+) -> Published:
+    """Build everything the server serves, recording sequences in the store."""
+    env = env or make_environment(None)
+    feeds = current_feeds(store, project, now, env=env)
+    gz = {path: gzip.compress(f.data, mtime=0) for path, f in feeds.items()}
+    return Published(project, feeds, feed_secret(store), render_index(project, feeds, env), now, gz)
+
+
+# -- HTTP --------------------------------------------------------------------------------------------------
+
+
+def _wants_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            q = params.strip()
+            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+    return False
+
+
+def _not_modified(request: web.Request, etags: set[str], modified: datetime) -> bool:
+    inm = request.headers.get("If-None-Match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or bool(tags & etags)
+    ims = request.headers.get("If-Modified-Since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return modified <= since
+    return False
+
+
+def _not_found() -> web.Response:
+    # One answer for an unknown path, a private feed without a token and a wrong token alike.
+    return web.Response(status=404, body=_NOT_FOUND, content_type="text/plain", charset="utf-8")
+
+
+def _serve_bytes(
+    request: web.Request, data: bytes, gz: bytes | None, content_type: str, tag: str, modified: datetime
+) -> web.Response:
+    etags = {f'"{tag}"', f'"{tag}-gz"'}
+    headers = {
+        "Last-Modified": format_datetime(modified.astimezone(UTC), usegmt=True),
+        "Cache-Control": "no-cache",
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+    }
+    use_gzip = gz is not None and _wants_gzip(request)
+    headers["ETag"] = f'"{tag}-gz"' if use_gzip else f'"{tag}"'
+    if _not_modified(request, etags, modified):
+        return web.Response(status=304, headers=headers)
+    if use_gzip:
+        headers["Content-Encoding"] = "gzip"
+    resp = web.Response(body=gz if use_gzip else data, headers=headers)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+def make_app(source: Callable[[], Published | None]) -> web.Application:
+    """The web application; `source` returns the current build (None while none has succeeded)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path == "/healthz":
+            ok = source() is not None
+            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "starting\n")
+        pub = source()
+        if pub is None:
+            return web.Response(status=503, text="starting\n")
+        if path in ("/", "/index.html"):
+            tag = hashlib.sha256(pub.index).hexdigest()[:32]
+            return _serve_bytes(request, pub.index, None, "text/html; charset=utf-8", tag, pub.built)
+        feed = _resolve(pub, path.lstrip("/"))
+        if feed is None:
+            return _not_found()
+        return _serve_bytes(
+            request, feed.data, pub.gzipped.get(feed.path), CALENDAR_TYPE, feed.etag, feed.last_modified
+        )
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    return app
+
+
+def _resolve(pub: Published, rel: str) -> Feed | None:
+    feed = pub.feeds.get(rel)
+    if feed is not None:
+        return feed if feed.public else None  # private feeds only behind their token
+    parts = rel.split("/")
+    if len(parts) == 3 and parts[0] in ("schools", "teams") and parts[2].endswith(".ics"):
+        kind, ident, token = parts[0][:-1], parts[1], parts[2][: -len(".ics")]
+        feed = pub.feeds.get(f"{parts[0]}/{ident}.ics")
+        if feed is not None and verify_token(pub.secret, kind, ident, token):
+            return feed
+    return None
+
+
+class FeedServer:
+    """The HTTP server a long-running service embeds in its own loop; `update` swaps in a new model."""
+
+    def __init__(self, store: StateStore, clock: Clock, config_dir: Path | None = None):
+        self._store = store
+        self._clock = clock
+        self._env = make_environment(config_dir)
+        self._published: Published | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = make_app(lambda: self._published)
+
+    @property
+    def published(self) -> Published | None:
+        return self._published
+
+    def update(self, project: Project) -> Published:
+        """Rebuild from a new model; requests see the old build or the new one, never a mix."""
+        self._published = publish(project, self._store, self._clock.now(), env=self._env)
+        return self._published
+
+    def private_path(self, kind: str, ident: str) -> str:
+        if self._published is None:
+            raise RuntimeError("no feeds built yet")
+        return private_feed_path(self._published.secret, kind, ident)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8080) -> int:
+        """Listen; returns the port actually bound (useful with port 0)."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def serve_forever(self) -> None:
+        await asyncio.Event().wait()
