@@ -137,7 +137,6 @@ def vtimezone(zone_name: str, first: datetime | date, last: datetime | date) -> 
 
     tz = Timezone()
     tz.add("TZID", zone_name)
-    tz.add("X-LIC-LOCATION", zone_name)
     if not window:  # no change since 1970: one block, valid for ever
         offset = lo.utcoffset() or timedelta()
         tz.add_component(_block(Transition(_EPOCH - offset, offset, offset, False, lo.tzname() or ""), False))
