@@ -1,0 +1,290 @@
+"""Hand messages to the world: SMTP through aiosmtplib, or a Maildir when no SMTP host is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from .errors import DeliveryError
+
+__all__ = [
+    "ENV",
+    "SECURITY",
+    "Connection",
+    "MaildirTransport",
+    "PermanentError",
+    "SMTPSettings",
+    "SMTPTransport",
+    "TransientError",
+    "Transport",
+    "TransportConfigError",
+    "transport_from_env",
+]
+
+ENV = {
+    "host": "CYCLOGRAM_SMTP_HOST",
+    "port": "CYCLOGRAM_SMTP_PORT",
+    "security": "CYCLOGRAM_SMTP_SECURITY",
+    "username": "CYCLOGRAM_SMTP_USERNAME",
+    "password": "CYCLOGRAM_SMTP_PASSWORD",
+    "allow_plain_auth": "CYCLOGRAM_SMTP_ALLOW_PLAIN_AUTH",
+    "timeout": "CYCLOGRAM_SMTP_TIMEOUT",
+    "ca_file": "CYCLOGRAM_SMTP_CA_FILE",
+    "maildir": "CYCLOGRAM_MAILDIR",
+}
+SECURITY = ("none", "starttls", "tls")
+_DEFAULT_PORT = {"none": 25, "starttls": 587, "tls": 465}
+
+
+class TransientError(DeliveryError):
+    """Worth another try later: a 4xx reply, a dropped connection, a timeout."""
+
+
+class PermanentError(DeliveryError):
+    """The server refused for good (5xx): retrying would get the same answer."""
+
+
+class TransportConfigError(DeliveryError):
+    """The transport itself cannot work (bad login, untrusted certificate): stop, fix, run again."""
+
+
+class Connection(Protocol):
+    async def send(self, sender: str, recipient: str, message: bytes, key: str) -> str:
+        """Deliver one message to one recipient; return the server's reply. `key` names the outbox row."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    description: str
+
+    async def connect(self) -> Connection: ...
+
+
+# --- SMTP -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    host: str
+    port: int
+    security: str = "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
+    timeout: float = 30.0
+    ca_file: str | None = None
+    allow_plain_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY:
+            raise TransportConfigError(
+                f"{ENV['security']}={self.security!r} is not one of {', '.join(SECURITY)}"
+            )
+        if bool(self.username) != bool(self.password):
+            raise TransportConfigError(f"set both {ENV['username']} and {ENV['password']}, or neither")
+        if self.username and self.security == "none" and not self.allow_plain_auth:
+            raise TransportConfigError(
+                "refusing to send the SMTP password over an unencrypted connection: "
+                f"set {ENV['security']}=starttls or tls "
+                f"(or {ENV['allow_plain_auth']}=1 for a server on this host)"
+            )
+
+
+def _tls_context(settings: SMTPSettings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=settings.ca_file)
+
+
+def _classify(exc: BaseException) -> DeliveryError:
+    """Sort a failure into retry-later, never-retry, or stop-everything."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return TransportConfigError(f"the SMTP server refused the login: {exc.code} {exc.message}")
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+        exc.__cause__, ssl.SSLCertVerificationError
+    ):
+        return TransportConfigError(
+            f"the SMTP server's certificate is not trusted ({exc}); set {ENV['ca_file']} to its CA bundle"
+        )
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        first = exc.recipients[0]
+        code, text = first.code, first.message
+    elif isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, text = exc.code, exc.message
+    else:
+        return TransientError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    reply = f"{code} {text}".strip()
+    if 500 <= code < 600:
+        return PermanentError(reply)
+    return TransientError(reply)
+
+
+class _SMTPConnection:
+    """One SMTP session, reused for many messages; reopened after any failure."""
+
+    def __init__(self, settings: SMTPSettings):
+        self.settings = settings
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            # "none" means none: no opportunistic STARTTLS that could fail on a half-configured server.
+            start_tls=s.security == "starttls",
+            tls_context=_tls_context(s) if s.security != "none" else None,
+            timeout=s.timeout,
+        )
+        await client.connect()
+        if s.username:
+            await client.login(s.username, s.password or "")
+        return client
+
+    async def send(self, sender: str, recipient: str, message: bytes, key: str) -> str:
+        try:
+            if self.client is None:
+                self.client = await self._open()
+            errors, reply = await self.client.sendmail(sender, [recipient], message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            raise _classify(exc) from None
+        if errors:  # one recipient per message, so this is that recipient's refusal
+            await self.close()
+            code, text = next(iter(errors.values()))
+            raise (PermanentError if code >= 500 else TransientError)(f"{code} {text}")
+        return reply
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await asyncio.wait_for(client.quit(), timeout=self.settings.timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+
+class SMTPTransport:
+    def __init__(self, settings: SMTPSettings):
+        self.settings = settings
+        auth = f", as {settings.username}" if settings.username else ""
+        self.description = f"SMTP {settings.host}:{settings.port} ({settings.security}{auth})"
+
+    async def connect(self) -> Connection:
+        return _SMTPConnection(self.settings)
+
+
+# --- Maildir ----------------------------------------------------------------------------------------------
+
+
+class MaildirTransport:
+    """Delivery into a Maildir (tmp/, new/, cur/): write in tmp, then rename into new (atomic).
+
+    The file name carries a hash of the outbox row, so a row delivered just before a crash is found
+    and not written twice: with a Maildir, exactly once holds even across a kill.
+    """
+
+    _counter = 0
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.description = f"Maildir {self.path}"
+
+    def _ensure(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    async def connect(self) -> Connection:
+        await asyncio.to_thread(self._ensure)
+        return self
+
+    @staticmethod
+    def tag(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+    def delivered(self, key: str) -> Path | None:
+        mark = f"Q{self.tag(key)}."
+        for sub in ("new", "cur"):
+            for p in (self.path / sub).iterdir():
+                if mark in p.name:
+                    return p
+        return None
+
+    def _write(self, message: bytes, key: str) -> str:
+        found = self.delivered(key)
+        if found is not None:
+            return f"already in the Maildir as {found.name}"
+        MaildirTransport._counter += 1
+        now = time.time()
+        host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        name = (
+            f"{int(now)}.M{int(now * 1e6) % 1_000_000}P{os.getpid()}C{self._counter}Q{self.tag(key)}.{host}"
+        )
+        tmp, new = self.path / "tmp" / name, self.path / "new" / name
+        data = message.replace(b"\r\n", b"\n")  # Maildir files use the local line end
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, new)
+        return f"delivered to {new}"
+
+    async def send(self, sender: str, recipient: str, message: bytes, key: str) -> str:
+        try:
+            return await asyncio.to_thread(self._write, message, key)
+        except OSError as exc:
+            raise TransientError(f"cannot write to the Maildir {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        return None
+
+
+# --- configuration ----------------------------------------------------------------------------------------
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def transport_from_env(environ: Mapping[str, str], maildir_default: str | os.PathLike[str]) -> Transport:
+    """SMTP when CYCLOGRAM_SMTP_HOST is set, else the Maildir at CYCLOGRAM_MAILDIR or `maildir_default`."""
+    host = (environ.get(ENV["host"]) or "").strip()
+    if not host:
+        return MaildirTransport(environ.get(ENV["maildir"]) or maildir_default)
+    security = (environ.get(ENV["security"]) or "").strip().lower()
+    port_text = (environ.get(ENV["port"]) or "").strip()
+    try:
+        port = int(port_text) if port_text else None
+        timeout = float(environ.get(ENV["timeout"]) or 30)
+    except ValueError:
+        raise TransportConfigError(f"{ENV['port']} and {ENV['timeout']} must be numbers") from None
+    if not security:
+        security = {465: "tls", 587: "starttls"}.get(port or 25, "none")
+    if port is None:
+        port = _DEFAULT_PORT.get(security, 25)
+    return SMTPTransport(
+        SMTPSettings(
+            host=host,
+            port=port,
+            security=security,
+            username=environ.get(ENV["username"]) or None,
+            password=environ.get(ENV["password"]) or None,
+            timeout=timeout,
+            ca_file=environ.get(ENV["ca_file"]) or None,
+            allow_plain_auth=_flag(environ.get(ENV["allow_plain_auth"])),
+        )
+    )

@@ -1,0 +1,150 @@
+"""A real SMTP server for tests: aiosmtpd on a free port in its own thread, recording what it accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = ["Accepted", "Recorder", "SMTPServer"]
+
+
+@dataclass
+class Accepted:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    def parse(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Recorder:
+    """The handler: accepts, or misbehaves as a test scripts it.
+
+    - `data_replies`: replies for successive DATA commands (None = accept), then accept;
+    - `reject`: addresses refused at RCPT with 550;
+    - `drop_at`: 1-based DATA numbers at which the server drops the connection without a reply;
+    - `stall_at`: DATA numbers at which the server never answers (until the server stops);
+    - `gate_at`: a DATA number at which the server sets `gate_reached` and waits, unanswered, until stop.
+    """
+
+    data_replies: list[str | None] = field(default_factory=list)
+    reject: set[str] = field(default_factory=set)
+    drop_at: set[int] = field(default_factory=set)
+    stall_at: set[int] = field(default_factory=set)
+    gate_at: int | None = None
+    accepted: list[Accepted] = field(default_factory=list)
+    data_count: int = 0
+    logins: list[str] = field(default_factory=list)
+    gate_reached: threading.Event = field(default_factory=threading.Event)
+    _release: asyncio.Event | None = None
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any):
+        if address.lower() in self.reject:
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.data_count += 1
+        n = self.data_count
+        if n in self.drop_at:
+            server.transport.abort()
+            return "250 OK (never seen)"
+        if n in self.stall_at or n == self.gate_at:
+            if n == self.gate_at:
+                self.gate_reached.set()
+            assert self._release is not None
+            await self._release.wait()
+            return "451 4.3.0 shutting down"
+        if self.data_replies:
+            reply = self.data_replies.pop(0)
+            if reply is not None:
+                return reply
+        self.accepted.append(Accepted(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 2.0.0 OK: queued"
+
+    def by_recipient(self) -> dict[str, list[Accepted]]:
+        out: dict[str, list[Accepted]] = {}
+        for a in self.accepted:
+            for r in a.recipients:
+                out.setdefault(r.lower(), []).append(a)
+        return out
+
+
+class SMTPServer:
+    """Start with `with SMTPServer(recorder) as s:`; `s.port` is the port the system gave us."""
+
+    def __init__(
+        self,
+        handler: Recorder,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        credentials: tuple[str, str] | None = None,
+    ):
+        self.handler = handler
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.credentials = credentials
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any):
+        ok = isinstance(data, LoginPassword) and self.credentials == (
+            data.login.decode(),
+            data.password.decode(),
+        )
+        if ok:
+            self.handler.logins.append(data.login.decode())
+        return AuthResult(success=ok)
+
+    def _factory(self) -> Callable[[], SMTP]:
+        kwargs: dict[str, Any] = {"hostname": "localhost"}
+        if self.tls_context is not None and not self.implicit_tls:
+            kwargs.update(tls_context=self.tls_context, require_starttls=True)
+        if self.credentials is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=True)
+        return lambda: SMTP(self.handler, **kwargs)
+
+    async def _start(self) -> int:
+        self.handler._release = asyncio.Event()
+        server = await self.loop.create_server(
+            self._factory(),
+            host="127.0.0.1",
+            port=0,
+            ssl=self.tls_context if self.implicit_tls else None,
+        )
+        self.server = server
+        return int(server.sockets[0].getsockname()[1])
+
+    def __enter__(self) -> SMTPServer:
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def release(self) -> None:
+        """Let stalled DATA commands finish (with a 451)."""
+        if self.handler._release is not None:
+            self.loop.call_soon_threadsafe(self.handler._release.set)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+        async def stop() -> None:
+            self.server.close()
+            await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
