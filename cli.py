@@ -307,6 +307,239 @@ def serve(obj: Context, host: str, port: int) -> None:
     asyncio.run(run())
 
 
+# --- mail: send, preview, outbox, smtp-test ---------------------------------------------------------------
+
+
+class _RunningClock:
+    """--now pins the start; retries and rate limits still need time to pass while the command runs."""
+
+    def __init__(self, start: datetime):
+        import time
+
+        self._start, self._t0, self._monotonic = start, time.monotonic(), time.monotonic
+
+    def now(self) -> datetime:
+        from datetime import timedelta
+
+        return self._start + timedelta(seconds=self._monotonic() - self._t0)
+
+
+def _mail_clock(obj: Context) -> Clock:
+    return _RunningClock(obj.clock.now()) if isinstance(obj.clock, FixedClock) else obj.clock
+
+
+def _mail_transport(obj: Context) -> Any:
+    import os
+
+    from scheduler.transport import MaildirTransport, transport_from_env
+
+    transport = transport_from_env(os.environ, obj.state_path / "mail")
+    if isinstance(transport, MaildirTransport):
+        click.echo(
+            f"No SMTP host set (CYCLOGRAM_SMTP_HOST): delivering into the Maildir {transport.path}", err=True
+        )
+    return transport
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    import os
+
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise CyclogramError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _run_delivery(obj: Context, transport: Any, total: int) -> Any:
+    """Deliver the outbox with a progress bar on a terminal; returns the DeliveryReport."""
+    import asyncio
+
+    from scheduler.delivery import deliver
+
+    clock = _mail_clock(obj)
+    kwargs: dict[str, Any] = {
+        "concurrency": _env_int("CYCLOGRAM_SMTP_CONCURRENCY", 4) or 4,
+        "rate_per_minute": _env_int("CYCLOGRAM_SMTP_RATE", None),
+    }
+    if sys.stdout.isatty() and total:
+        with click.progressbar(length=total, label="Sending") as bar:
+
+            def progress(row: Any, outcome: str, detail: str) -> None:
+                if outcome != "retry":
+                    bar.update(1)
+                else:
+                    click.echo(f"\n  {row.recipient}: {detail}; will retry", err=True)
+
+            return asyncio.run(deliver(obj.store(), transport, clock, progress=progress, **kwargs))
+    return asyncio.run(deliver(obj.store(), transport, clock, **kwargs))
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("meeting")
+@click.option("--only", metavar="ADDRESS_OR_SCHOOL", help="Send only to this address or school id.")
+@click.option("--dry-run", is_flag=True, help="Render everything and show who would get it; send nothing.")
+@click.option("--resend", is_flag=True, help="Send again to recipients who already have this mailing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@with_context
+def send(
+    obj: Context, kind: str, meeting: str, only: str | None, dry_run: bool, resend: bool, yes: bool
+) -> None:
+    """Send a mailing (invitation, agenda, reminder, update, cancellation, summary, action_reminder,
+    event_reminder) about MEETING (a key event id for event_reminder). Sending again sends nothing new."""
+    from scheduler.mailings import compose, queue
+
+    loaded = obj.load()
+    store = obj.store()
+    now = obj.clock.now()
+    messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
+    new = [m for m in messages if store.has(m.id) is None]
+    skipped = len(messages) - len(new)
+    if not messages:
+        click.echo(f"{kind} {meeting}: nothing to send (nothing changed since the schools were last told).")
+        return
+    click.echo(
+        f"{kind} {meeting}: {len(messages)} recipient(s), {len(new)} to send, "
+        f"{skipped} already sent or queued."
+    )
+    if dry_run:
+        for m in messages:
+            click.echo(f"  {'new ' if m in new else 'skip'}  {m.recipient}  ({m.id})")
+        return
+    transport = _mail_transport(obj)
+    if new and not yes:
+        click.confirm(f"Send {len(new)} message(s) via {transport.description}?", abort=True, err=True)
+    queue(store, loaded, messages, now=now, complete=only is None)
+    queued = store.outbox_counts().get("queued", 0)
+    report = _run_delivery(obj, transport, queued)
+    click.echo(f"sent {report.sent}, failed {report.failed}, skipped {skipped}" + (
+        f", still queued {report.pending}" if report.pending else ""
+    ))
+    for _, recipient, reason in report.failures:
+        click.echo(f"  failed: {recipient}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("meeting")
+@click.option("--school", metavar="ID", help="Render for this school's head (default: the first recipient).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["eml", "text", "html"]), default="text", show_default=True
+)
+@with_context
+def preview(obj: Context, kind: str, meeting: str, school: str | None, fmt: str) -> None:
+    """Show a mailing as one recipient would get it; nothing is sent or queued."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from scheduler.mailings import compose
+
+    messages = compose(obj.load(), kind, meeting=meeting, store=obj.store(), now=obj.clock.now(), only=school,
+                       resend=False)  # fmt: skip
+    if not messages:
+        click.echo(f"{kind} {meeting}: nothing to send.")
+        return
+    raw = messages[0].message
+    if fmt == "eml":
+        click.echo(raw.decode("utf-8", "replace").replace("\r\n", "\n"), nl=False)
+        return
+    parsed = message_from_bytes(raw, policy=email_policy.default)
+    body = parsed.get_body(("plain",) if fmt == "text" else ("html",))
+    if fmt == "text":
+        click.echo(f"Subject: {parsed['Subject']}\nTo: {parsed['To']}\n")
+    click.echo(body.get_content() if body is not None else "", nl=False)  # type: ignore[union-attr]
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def outbox(ctx: click.Context, as_json: bool) -> None:
+    """Show the outbox: counts by status and every failure with its reason."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    store = obj.store()
+    counts = store.outbox_counts()
+    troubled = [r for r in store.outbox() if r.status == "failed" or (r.status == "queued" and r.last_error)]
+    if as_json:
+        doc = {
+            "counts": counts,
+            "problems": [
+                {
+                    "id": r.id, "mailing": r.mailing, "recipient": r.recipient, "revision": r.revision,
+                    "status": r.status, "attempts": r.attempts, "error": r.last_error,
+                    "next_attempt": r.next_attempt.isoformat() if r.status == "queued" else None,
+                }
+                for r in troubled
+            ],
+        }  # fmt: skip
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    click.echo("  ".join(f"{status}: {n}" for status, n in counts.items()))
+    for r in troubled:
+        when = r.next_attempt.isoformat(timespec="seconds")
+        what = "failed" if r.status == "failed" else f"retry at {when}"
+        click.echo(f"  {what}: {r.mailing} -> {r.recipient} (attempts {r.attempts}): {r.last_error}")
+
+
+@outbox.command("retry")
+@with_context
+def outbox_retry(obj: Context) -> None:
+    """Queue every failed message again and deliver the outbox."""
+    store = obj.store()
+    n = store.requeue_failed(obj.clock.now())
+    click.echo(f"{n} failed message(s) queued again.")
+    queued = store.outbox_counts().get("queued", 0)
+    if not queued:
+        return
+    report = _run_delivery(obj, _mail_transport(obj), queued)
+    click.echo(f"sent {report.sent}, failed {report.failed}")
+    for _, recipient, reason in report.failures:
+        click.echo(f"  failed: {recipient}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command("smtp-test")
+@click.option("--to", "to", required=True, metavar="ADDRESS", help="Where to send the test message.")
+@with_context
+def smtp_test(obj: Context, to: str) -> None:
+    """Send one test message through the configured transport and print the server's reply."""
+    import asyncio
+
+    from scheduler.messages import POLICY, Rendered, build_message
+    from scheduler.model import Recipient
+
+    project = obj.load().project
+    try:
+        recipient = Recipient(school="smtp-test", name=to, email=to, language=project.settings.language)
+    except ValueError as exc:
+        raise CyclogramError(f"{to!r} is not a valid address: {exc}") from None
+    now = obj.clock.now()
+    text = f"{project.settings.title}: SMTP test from cyclogram at {now.isoformat(timespec='seconds')}.\n"
+    rendered = Rendered(subject=f"{project.settings.title}: SMTP test", text=text, html=f"<p>{text}</p>")
+    msg = build_message(
+        project, recipient, rendered, kind="smtp-test", mailing=f"smtp-test/{now.isoformat()}",
+        revision=0, date=now,
+    )  # fmt: skip
+    transport = _mail_transport(obj)
+
+    async def run() -> str:
+        conn = await transport.connect()
+        try:
+            data = msg.as_bytes(policy=POLICY)
+            return await conn.send(project.settings.organizer.email, to, data, "smtp-test")
+        finally:
+            await conn.close()
+
+    click.echo(f"{transport.description}: {asyncio.run(run())}")
+
+
 def parse_day(value: str) -> date:
     return date.fromisoformat(value)
 
