@@ -33,7 +33,7 @@ def imip_calendar(
     """
     if method not in METHODS:
         raise ValueError(f"unsupported iTIP method {method!r}")
-    if method == "CANCEL" and meeting.status is not MeetingStatus.cancelled:
+    if method == "CANCEL" and meeting.status != MeetingStatus.cancelled:
         raise ValueError("a CANCEL needs the meeting marked cancelled (its STATUS must say so)")
     event = meeting_event(project, meeting, state, now, recipient.language, env=env)
     attendee = vCalAddress(f"mailto:{recipient.email}")

@@ -127,7 +127,7 @@ def _recipients(project: Project, target: Target) -> list[Recipient]:
 
 def _check_meeting(kind: str, meeting: Meeting) -> None:
     """Refuse a mailing that contradicts the meeting's file, before anything is rendered."""
-    cancelled = meeting.status is MeetingStatus.cancelled
+    cancelled = meeting.status == MeetingStatus.cancelled
     if kind == "cancellation" and not cancelled:
         raise CyclogramError(
             f"meeting {meeting.id!r} is not cancelled: "

@@ -48,7 +48,9 @@ class Recorder:
     gate_reached: threading.Event = field(default_factory=threading.Event)
     _release: asyncio.Event | None = None
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any):
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ):
         if address.lower() in self.reject:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         envelope.rcpt_tos.append(address)
