@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import update_wrapper
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,21 +68,34 @@ def _parse_instant(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time (e.g. 2020-09-20T10:00+03:00)") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time (e.g. 2020-09-20T10:00+03:00)"
+        ) from None
     return parsed if parsed.tzinfo else None
 
 
 @click.group(cls=CyclogramGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config", type=click.Path(file_okay=False, path_type=Path), envvar="CYCLOGRAM_CONFIG",
-    default=None, help="Configuration directory [env CYCLOGRAM_CONFIG; default ./config].",
+    "--config",
+    "config",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CYCLOGRAM_CONFIG",
+    default=None,
+    help="Configuration directory [env CYCLOGRAM_CONFIG; default ./config].",
 )
 @click.option(
-    "--state", "state", type=click.Path(file_okay=False, path_type=Path), envvar="CYCLOGRAM_STATE",
-    default=None, help="State directory (outbox, sequences, secrets) [env CYCLOGRAM_STATE; default ./var].",
+    "--state",
+    "state",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CYCLOGRAM_STATE",
+    default=None,
+    help="State directory (outbox, sequences, secrets) [env CYCLOGRAM_STATE; default ./var].",
 )
 @click.option(
-    "--now", "now", metavar="DATETIME", default=None,
+    "--now",
+    "now",
+    metavar="DATETIME",
+    default=None,
     help="Pretend it is this instant (ISO 8601 with offset), for rehearsals.",
 )
 @click.version_option(package_name="cyclogram", prog_name="cyclogram")
@@ -246,7 +259,10 @@ def feeds() -> None:
 
 @feeds.command("build")
 @click.option(
-    "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
     help="Directory to write project.ics, schools/, teams/ and meetings/ into.",
 )
 @with_context
@@ -415,9 +431,10 @@ def send(
     queue(store, loaded, messages, now=now, complete=only is None)
     queued = store.outbox_counts().get("queued", 0)
     report = _run_delivery(obj, transport, queued)
-    click.echo(f"sent {report.sent}, failed {report.failed}, skipped {skipped}" + (
-        f", still queued {report.pending}" if report.pending else ""
-    ))
+    click.echo(
+        f"sent {report.sent}, failed {report.failed}, skipped {skipped}"
+        + (f", still queued {report.pending}" if report.pending else "")
+    )
     for _, recipient, reason in report.failures:
         click.echo(f"  failed: {recipient}: {reason}", err=True)
     if report.failed:
@@ -540,8 +557,111 @@ def smtp_test(obj: Context, to: str) -> None:
     click.echo(f"{transport.description}: {asyncio.run(run())}")
 
 
-def parse_day(value: str) -> date:
-    return date.fromisoformat(value)
+# --- run and simulate (the service) ----------------------------------------------------------------------
+
+
+def _log_to_stderr(verbose: bool = False) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the feed server listens on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
+)
+@click.option("--no-serve", is_flag=True, help="Do not serve the feeds (another server publishes them).")
+@with_context
+def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
+    """Run the service: send each mailing at its time, serve the feeds, react to edits. Stop with Ctrl+C."""
+    import asyncio
+
+    from scheduler.runner import Runner
+    from scheduler.server import FeedServer
+
+    _log_to_stderr()
+    loaded = obj.load()
+    transport = _mail_transport(obj)
+    server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory)
+    runner = Runner(
+        config_dir=obj.config_path, store=obj.store(), clock=_mail_clock(obj), transport=transport,
+        server=server, host=host, port=port, echo=click.echo,
+        concurrency=_env_int("CYCLOGRAM_SMTP_CONCURRENCY", 4) or 4,
+        rate_per_minute=_env_int("CYCLOGRAM_SMTP_RATE", None),
+    )  # fmt: skip
+    asyncio.run(runner.run())
+
+
+@main.command()
+@click.option(
+    "--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (YYYY-MM-DD)."
+)
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (YYYY-MM-DD).")
+@click.option(
+    "--maildir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Maildir to deliver into when no SMTP host is set [default: STATE/simulation/mail].",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@with_context
+def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None, as_json: bool) -> None:
+    """Rehearse a period on a virtual clock: the service's own planning and delivery, in seconds."""
+    import asyncio
+    import os
+    import shutil
+
+    from scheduler.simulate import simulate as rehearse
+    from scheduler.state import SQLiteStore
+    from scheduler.transport import MaildirTransport, transport_from_env
+
+    obj.load()
+    workdir = obj.state_path / "simulation"
+    shutil.rmtree(workdir, ignore_errors=True)  # each rehearsal starts from nothing, so none is sent twice
+    store = SQLiteStore(workdir / "state.db")
+    obj.closers.append(store.close)
+    target = maildir or workdir / "mail"
+    if maildir is not None:
+        shutil.rmtree(maildir, ignore_errors=True)
+    transport = transport_from_env(os.environ, target)
+    where = f"the Maildir {target}" if isinstance(transport, MaildirTransport) else "the SMTP server"
+    result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "actions": [
+                        {
+                            "at": a.at.isoformat(),
+                            "what": a.what,
+                            "mailing": a.key,
+                            "kind": a.kind,
+                            "meeting": a.meeting,
+                            "recipients": a.recipients,
+                            "detail": a.detail,
+                        }
+                        for a in result.actions
+                    ],
+                    "delivered": result.delivered,
+                    "failed": result.failed,
+                    "outbox": result.counts,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    from scheduler.report import timeline_table
+
+    zone = obj.load().project.zone()
+    click.echo(timeline_table(result.actions, zone))
+    click.echo(f"Delivered {result.delivered} message(s) into {where}; {result.failed} failed.")
+    if result.failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,7 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
                 None, None, "a key must be a plain value", key_node.start_mark
             )
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
     return out
@@ -159,7 +157,7 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         problems.append(Problem(path, None, "", f"cannot read: {exc.strerror}"))
         return None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -221,10 +219,10 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
         problems.append(Problem(project_file, None, "", "missing: every configuration needs project.yaml"))
     else:
         src = _Source(project_file, _read_yaml(project_file, problems))
-        if src.data is not None or not any(p.file == project_file for p in problems):
-            if _expect_map(src, problems, "the project settings"):
-                settings = _validate(ProjectSettings, src, problems)
-                sources["project"] = src
+        readable = src.data is not None or not any(p.file == project_file for p in problems)
+        if readable and _expect_map(src, problems, "the project settings"):
+            settings = _validate(ProjectSettings, src, problems)
+            sources["project"] = src
 
     schools: list[School] = []
     teams: list[Team] = []
@@ -233,14 +231,14 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
         problems.append(Problem(part_file, None, "", "missing: list the participating schools here"))
     else:
         src = _Source(part_file, _read_yaml(part_file, problems))
-        if src.data is not None or not any(p.file == part_file for p in problems):
-            if _expect_map(src, problems, "`schools:` and `teams:`"):
-                sources["participants"] = src
-                extra = sorted(set(src.data) - {"schools", "teams"}, key=str)
-                for key in extra:
-                    problems.append(src.problem((key,), "unknown section; expected `schools` or `teams`"))
-                schools = _validate_list(School, src, "schools", problems, required=True)
-                teams = _validate_list(Team, src, "teams", problems)
+        readable = src.data is not None or not any(p.file == part_file for p in problems)
+        if readable and _expect_map(src, problems, "`schools:` and `teams:`"):
+            sources["participants"] = src
+            extra = sorted(set(src.data) - {"schools", "teams"}, key=str)
+            for key in extra:
+                problems.append(src.problem((key,), "unknown section; expected `schools` or `teams`"))
+            schools = _validate_list(School, src, "schools", problems, required=True)
+            teams = _validate_list(Team, src, "teams", problems)
 
     events: list[KeyEvent] = []
     cyc_file = root / "cyclogram.yaml"
@@ -267,7 +265,9 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
             continue
         if meeting.id in meeting_sources:
             problems.append(
-                src.problem(("id",), f"duplicate meeting id {meeting.id!r} (also in {meeting_files[meeting.id]})")
+                src.problem(
+                    ("id",), f"duplicate meeting id {meeting.id!r} (also in {meeting_files[meeting.id]})"
+                )
             )
             continue
         _check_meeting(meeting, src, problems)
@@ -309,7 +309,9 @@ def _validate_list(
 # --- checks across files ----------------------------------------------------------------------------------
 
 
-def _cross_check(project: Project, sources: dict[str, _Source], meetings: dict[str, _Source]) -> list[Problem]:
+def _cross_check(
+    project: Project, sources: dict[str, _Source], meetings: dict[str, _Source]
+) -> list[Problem]:
     problems: list[Problem] = []
     part = sources.get("participants")
     cyc = sources.get("cyclogram")
@@ -413,4 +415,3 @@ def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> N
 
 def load_project(directory: str | os.PathLike[str]) -> Project:
     return load_config(directory).project
-

@@ -122,7 +122,9 @@ class Organizer(_Model):
 class SchoolYear(_Model):
     """1 September to 31 August; `start` names the calendar year the school year begins in."""
 
-    start: int = Field(ge=2000, le=2100, description="Calendar year in which the school year begins (e.g. 2020)")
+    start: int = Field(
+        ge=2000, le=2100, description="Calendar year in which the school year begins (e.g. 2020)"
+    )
 
     @property
     def first_day(self) -> date:
@@ -182,7 +184,9 @@ class MailingPolicy(_Model):
 class ProjectSettings(_Model):
     name: Text = Field(description="The project's full name")
     short_name: Line | None = Field(None, description="A short name for subjects and calendar titles")
-    organizer: Organizer = Field(description="Organiser: ORGANIZER of every invitation and From of every mail")
+    organizer: Organizer = Field(
+        description="Organiser: ORGANIZER of every invitation and From of every mail"
+    )
     timezone: Zone = Field(description="IANA time zone of the project, e.g. Europe/Moscow")
     language: Language = Field("ru", description="Default language of mail and feeds (ru or en)")
     school_year: SchoolYear
@@ -359,7 +363,9 @@ class Recurrence(_Model):
         if self.every == "week":
             rule = rrule(WEEKLY, byweekday=wd, dtstart=self.start, until=self.until)
         else:
-            rule = rrule(MONTHLY, byweekday=wd(WEEKS[self.week or "first"]), dtstart=self.start, until=self.until)
+            rule = rrule(
+                MONTHLY, byweekday=wd(WEEKS[self.week or "first"]), dtstart=self.start, until=self.until
+            )
         skip = set(self.exclude)
         return [d.date() for d in rule if d.date() not in skip]
 
@@ -368,7 +374,12 @@ def _when_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return type(value).__name__
     if isinstance(value, dict):
-        for key, tag in (("every", "Recurrence"), ("month", "MonthOnly"), ("date", "OnDate"), ("start", "DateRange")):
+        for key, tag in (
+            ("every", "Recurrence"),
+            ("month", "MonthOnly"),
+            ("date", "OnDate"),
+            ("start", "DateRange"),
+        ):
             if key in value:
                 return tag
     return None

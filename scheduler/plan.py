@@ -52,7 +52,9 @@ class PlanEntry:
         }
 
 
-def mailing_key(kind: str, meeting: str | None = None, event: str | None = None, item: str | None = None) -> str:
+def mailing_key(
+    kind: str, meeting: str | None = None, event: str | None = None, item: str | None = None
+) -> str:
     """The stable identity of one mailing, independent of its time (a moved meeting keeps its keys)."""
     if meeting is not None:
         return "/".join(x for x in (meeting, kind, item) if x)
@@ -82,7 +84,9 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
             continue
         at = min(_rule_time(rule, start, before=True), start)
         out.append(
-            PlanEntry(at, kind, meeting.id, None, None, count, mailing_key(kind, meeting.id), start, "upcoming")
+            PlanEntry(
+                at, kind, meeting.id, None, None, count, mailing_key(kind, meeting.id), start, "upcoming"
+            )
         )
     rule = policy.summary
     if rule.enabled:
@@ -90,7 +94,14 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
         ready = meeting.minutes is not None and meeting.minutes.final
         out.append(
             PlanEntry(
-                at, "summary", meeting.id, None, None, count, mailing_key("summary", meeting.id), None,
+                at,
+                "summary",
+                meeting.id,
+                None,
+                None,
+                count,
+                mailing_key("summary", meeting.id),
+                None,
                 "upcoming" if ready else "waiting",
             )
         )
@@ -104,8 +115,15 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
             at = _rule_time(rule, due.replace(hour=9), before=True)
             out.append(
                 PlanEntry(
-                    at, "action_reminder", meeting.id, None, action.id, recipients,
-                    mailing_key("action_reminder", meeting.id, item=action.id), due + timedelta(days=1), "upcoming",
+                    at,
+                    "action_reminder",
+                    meeting.id,
+                    None,
+                    action.id,
+                    recipients,
+                    mailing_key("action_reminder", meeting.id, item=action.id),
+                    due + timedelta(days=1),
+                    "upcoming",
                 )
             )
     return out
@@ -154,8 +172,15 @@ def _event_entries(project: Project) -> list[PlanEntry]:
             item = start.date().isoformat()
             out.append(
                 PlanEntry(
-                    at, "event_reminder", None, event.id, item, count,
-                    mailing_key("event_reminder", event=event.id, item=item), start, "upcoming",
+                    at,
+                    "event_reminder",
+                    None,
+                    event.id,
+                    item,
+                    count,
+                    mailing_key("event_reminder", event=event.id, item=item),
+                    start,
+                    "upcoming",
                 )
             )
     return out
@@ -189,7 +214,9 @@ def build_plan(project: Project, now: datetime, done: Mapping[str, str] | None =
 
 def select(entries: list[PlanEntry], start: date | None = None, end: date | None = None) -> list[PlanEntry]:
     """Entries whose local date lies in [start, end]."""
-    return [e for e in entries if (start is None or e.at.date() >= start) and (end is None or e.at.date() <= end)]
+    return [
+        e for e in entries if (start is None or e.at.date() >= start) and (end is None or e.at.date() <= end)
+    ]
 
 
 def entry_recipients(project: Project, entry: PlanEntry) -> list[Recipient]:

@@ -16,7 +16,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from .clock import Clock
-from .service import Mailer, Service
+from .delivery import deliver
+from .errors import CyclogramError
+from .service import Service
 from .state import StateStore
 
 __all__ = ["Runner"]
@@ -32,19 +34,22 @@ class Runner:
     store: StateStore
     clock: Clock
     transport: Any
-    compose: Mailer
-    deliver: Callable[..., Any]
     server: Any = None  # a FeedServer, or None to run without serving feeds
+    host: str = "127.0.0.1"
+    port: int = 8080
     echo: Callable[[str], None] = print
     watch: bool = True
+    concurrency: int = 4
+    rate_per_minute: int | None = None
 
     def __post_init__(self) -> None:
-        self.service = Service(self.config_dir, self.store, self.clock, self.compose)
+        self.service = Service(self.config_dir, self.store, self.clock)
         self.stop = asyncio.Event()
         self.sent = 0
         self.failed = 0
         self._wake = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
+        self.error: CyclogramError | None = None
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; return the number of messages delivered."""
@@ -59,14 +64,18 @@ class Runner:
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
 
         if self.server is not None:
-            await self.server.start()
+            self.server.update(project)
+            self.port = await self.server.start(self.host, self.port)
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.start()
         self.greet(project)
 
         self.service.due(catching_up=True)
         self.service.react_to_changes()
-        tasks = [asyncio.create_task(self._loop(), name="cyclogram-loop")]
+        tasks = [
+            asyncio.create_task(self._loop(), name="cyclogram-loop"),
+            asyncio.create_task(self._deliver(), name="cyclogram-outbox"),
+        ]
         if self.watch:
             tasks.append(asyncio.create_task(self._watch(), name="cyclogram-watch"))
         try:
@@ -82,6 +91,8 @@ class Runner:
                 loop.remove_signal_handler(sig)
             log.info("action=stopped sent=%d failed=%d", self.sent, self.failed)
             self.echo(f"Stopped. Delivered {self.sent} message(s) in this run, {self.failed} failed.")
+        if self.error is not None:
+            raise self.error
         return self.sent
 
     def greet(self, project: Any) -> None:
@@ -90,7 +101,7 @@ class Runner:
         entries = self.service.plan(now)
         upcoming = [e for e in entries if e.state in ("upcoming", "waiting") and e.at > now]
         if self.server is not None:
-            self.echo(f"Serving the feeds at {self.server.url}")
+            self.echo(f"Serving the feeds at http://{self.host}:{self.port}/")
         if upcoming:
             nxt = upcoming[0]
             self.echo(
@@ -107,38 +118,50 @@ class Runner:
 
     # -- the loop -------------------------------------------------------------------------------------
     async def _loop(self) -> None:
-        while True:
-            await self._deliver()
+        """Queue what is due whenever a job fires or the configuration changes; re-plan the jobs."""
+        while not self.stop.is_set():
             self._schedule()
-            if self.stop.is_set():
-                return
             await self._wake.wait()
             self._wake.clear()
-            if self.stop.is_set():
-                return
-            self.service.due()
+            if not self.stop.is_set():
+                self.service.due()
 
     async def _deliver(self) -> None:
-        report = await self.deliver(self.store, self.transport, self.clock, stop=self.stop)
+        """The outbox worker: delivers what is queued (retries included) until told to stop."""
+        try:
+            report = await deliver(
+                self.store, self.transport, self.clock, stop=self.stop,
+                concurrency=self.concurrency, rate_per_minute=self.rate_per_minute,
+                progress=lambda row, outcome, detail: log.info(
+                    "action=%s mailing=%s to=%s%s", outcome, row.mailing, row.recipient,
+                    f" reply={detail!r}" if outcome != "sent" else "",
+                ),
+            )  # fmt: skip
+        except CyclogramError as exc:  # e.g. a refused login: stop, keeping every row queued for the next run
+            log.error("action=outbox-stopped error=%r", str(exc))
+            self.error = exc
+            self.stop.set()
+            return
         self.sent += report.sent
         self.failed += report.failed
 
     def _schedule(self) -> None:
-        """One APScheduler job per upcoming mailing, plus one for the outbox's next retry."""
+        """One APScheduler job per upcoming mailing, derived from the plan each time it may have changed."""
         assert self._scheduler is not None
         self._scheduler.remove_all_jobs()
         now = self.clock.now()
         for entry in self.service.plan(now):
             if entry.state == "upcoming" and entry.at > now:
                 self._add_job(entry.key, entry.at)
-        retry = self.store.next_due()
-        if retry is not None:
-            self._add_job("outbox-retry", max(retry, now))
 
     def _add_job(self, job_id: str, at: datetime) -> None:
         assert self._scheduler is not None
         self._scheduler.add_job(
-            self._wake.set, DateTrigger(run_date=at), id=job_id, replace_existing=True, misfire_grace_time=None
+            self._wake.set,
+            DateTrigger(run_date=at),
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
         )
 
     # -- edits ----------------------------------------------------------------------------------------

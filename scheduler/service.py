@@ -13,17 +13,15 @@ from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
 from .errors import ConfigError
+from .mailings import compose, queue
 from .model import MeetingStatus, Project
 from .plan import PlanEntry, build_plan
 from .state import StateStore
 from .validation import validate_all
 
-__all__ = ["Action", "Mailer", "Service"]
+__all__ = ["Action", "Service"]
 
 log = logging.getLogger("cyclogram.service")
-
-# Kinds after which the schools know the meeting: from then on, a change to it is announced by an update.
-ANNOUNCING = ("invitation", "agenda", "reminder")
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,6 @@ class Action:
     detail: str = ""
 
 
-# compose(loaded, kind, meeting=..., entry=..., store=..., now=..., changes=...) -> list of NewMessage
-Mailer = Callable[..., list[Any]]
-
-
 @dataclass
 class Service:
     """Holds the last good configuration and turns time passing and edits into queued mail.
@@ -54,7 +48,6 @@ class Service:
     config_dir: Path
     store: StateStore
     clock: Clock
-    compose: Mailer
     loaded: LoadedConfig | None = None
     actions: list[Action] = field(default_factory=list)
     on_action: Callable[[Action], None] | None = None
@@ -76,8 +69,11 @@ class Service:
         try:
             fresh = validate_all(self.config_dir)
         except ConfigError as exc:
-            log.error("action=reload result=rejected problems=%d (keeping the last good configuration)\n%s",
-                      len(exc.problems), exc)
+            log.error(
+                "action=reload result=rejected problems=%d (keeping the last good configuration)\n%s",
+                len(exc.problems),
+                exc,
+            )
             return False
         changed = self.loaded is None or fresh.project != self.project
         self.loaded = fresh
@@ -112,17 +108,24 @@ class Service:
             too_late = entry.deadline is not None and now >= entry.deadline
             if entry.kind != "summary" and (too_late or (catching_up and late > grace)):
                 self.store.mark_mailing(entry.key, "missed", now)
-                reason = "its meeting has begun" if too_late else f"{_hours(late)} late, beyond the catch-up window"
-                done.append(self._record(now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients,
-                                         reason))
+                reason = (
+                    "its meeting has begun"
+                    if too_late
+                    else f"{_hours(late)} late, beyond the catch-up window"
+                )
+                done.append(
+                    self._record(
+                        now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason
+                    )
+                )
                 continue
-            messages = self.compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
-            added = self.store.enqueue(messages, now)
-            self.store.mark_mailing(entry.key, "sent", now)
-            if entry.meeting and entry.kind in ANNOUNCING:
-                self._remember(entry.meeting, now)
+            messages = compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
+            added = queue(self.store, self.loaded, messages, now=now)
+            self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
             detail = f"{added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
-            done.append(self._record(now, "queued", entry.key, entry.kind, entry.meeting, len(messages), detail))
+            done.append(
+                self._record(now, "queued", entry.key, entry.kind, entry.meeting, len(messages), detail)
+            )
         return done
 
     # -- what changed ---------------------------------------------------------------------------------
@@ -149,28 +152,43 @@ class Service:
             kind = "cancellation" if cancelled else "update"
             rule = getattr(self.project.policy(meeting), kind)
             if rule.enabled:
-                messages = self.compose(
+                messages = compose(
                     self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
                 )
-                added = self.store.enqueue(messages, now)
+                added = queue(self.store, self.loaded, messages, now=now, complete=False)
                 done.append(
-                    self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, len(messages),
-                                 f"{added} new; " + _describe(changes))
+                    self._record(
+                        now,
+                        kind,
+                        f"{meeting.id}/{kind}",
+                        kind,
+                        meeting.id,
+                        len(messages),
+                        f"{added} new; " + _describe(changes),
+                    )
                 )
             self.store.put_snapshot(meeting.id, current, now)
         return done
 
-    def _remember(self, meeting_id: str, now: datetime) -> None:
-        """What the schools now know of the meeting, to compare later edits against."""
-        meeting = self.project.meeting(meeting_id)
-        self.store.put_snapshot(meeting_id, meeting_snapshot(self.project, meeting), now)
+    def note(self, what: str, entry: PlanEntry, detail: str) -> Action:
+        """Record a decision about a plan entry that queued nothing (e.g. a summary waiting for minutes)."""
+        return self._record(
+            self.clock.now(), what, entry.key, entry.kind, entry.meeting, entry.recipients, detail
+        )
 
-    def _record(self, at: datetime, what: str, key: str, kind: str, meeting: str | None, n: int,
-                detail: str = "") -> Action:
+    def _record(
+        self, at: datetime, what: str, key: str, kind: str, meeting: str | None, n: int, detail: str = ""
+    ) -> Action:
         action = Action(at, what, key, kind, meeting, n, detail)
         self.actions.append(action)
-        log.info("action=%s mailing=%s kind=%s recipients=%d%s", what, key, kind, n,
-                 f" detail={detail!r}" if detail else "")
+        log.info(
+            "action=%s mailing=%s kind=%s recipients=%d%s",
+            what,
+            key,
+            kind,
+            n,
+            f" detail={detail!r}" if detail else "",
+        )
         if self.on_action:
             self.on_action(action)
         return action

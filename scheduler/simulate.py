@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .clock import FixedClock
+from .delivery import deliver
 from .errors import CyclogramError
-from .service import Action, Mailer, Service
+from .service import Action, Service
 from .state import StateStore
 from .validation import validate_all
 
@@ -30,8 +31,6 @@ async def simulate(
     config_dir: Path,
     store: StateStore,
     transport: Any,
-    compose: Mailer,
-    deliver: Any,
     start: date,
     end: date,
     *,
@@ -50,12 +49,13 @@ async def simulate(
     first = datetime.combine(start, time(0), tzinfo=zone)
     last = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone)
     clock = FixedClock(first)
-    service = Service(config_dir, store, clock, compose, loaded=loaded, on_action=on_action)
+    service = Service(config_dir, store, clock, loaded=loaded, on_action=on_action)
     result = Rehearsal()
     store.recover(clock.now())
     service.due(catching_up=True)  # what was planned before the start: caught up or reported missed
     for _ in range(max_steps):
-        report = await deliver(store, transport, clock)
+        # The virtual clock does not move while delivering: retries wait for the next step instead.
+        report = await deliver(store, transport, clock, wait_retries=False)
         result.delivered += report.sent
         result.failed += report.failed
         candidates = [t for t in (service.next_wake(), store.next_due()) if t is not None and t > clock.now()]
@@ -65,6 +65,9 @@ async def simulate(
         service.due()
     else:  # pragma: no cover - a guard against a plan that never ends
         raise CyclogramError(f"the simulation did not settle in {max_steps} steps")
+    for entry in service.plan():
+        if entry.state == "waiting" and entry.at < last:
+            service.note("waiting", entry, "its minutes are not final: the summary goes out when they are")
     result.actions = service.actions
     result.counts = store.outbox_counts()
     return result

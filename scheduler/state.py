@@ -265,8 +265,19 @@ class SQLiteStore:
                     "INSERT OR IGNORE INTO outbox (id, mailing, kind, meeting, recipient, revision, status, "
                     "attempts, created, updated, next_attempt, message, sender) "
                     "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
-                    (m.id, m.mailing, m.kind, m.meeting, m.recipient, m.revision, stamp, stamp, stamp,
-                     m.message, m.sender),
+                    (
+                        m.id,
+                        m.mailing,
+                        m.kind,
+                        m.meeting,
+                        m.recipient,
+                        m.revision,
+                        stamp,
+                        stamp,
+                        stamp,
+                        m.message,
+                        m.sender,
+                    ),
                 )
                 added += cur.rowcount
         return added
@@ -370,9 +381,20 @@ _COLUMNS = (
 
 def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
     fields = dict(
-        id=r[0], mailing=r[1], kind=r[2], meeting=r[3], recipient=r[4], revision=r[5], status=r[6],
-        attempts=r[7], last_error=r[8], created=_dt(r[9]), updated=_dt(r[10]), next_attempt=_dt(r[11]),
-        message=bytes(r[12]), sender=r[13],
+        id=r[0],
+        mailing=r[1],
+        kind=r[2],
+        meeting=r[3],
+        recipient=r[4],
+        revision=r[5],
+        status=r[6],
+        attempts=r[7],
+        last_error=r[8],
+        created=_dt(r[9]),
+        updated=_dt(r[10]),
+        next_attempt=_dt(r[11]),
+        message=bytes(r[12]),
+        sender=r[13],
     )
     fields.update(override)
     return OutboxRow(**fields)

@@ -128,11 +128,19 @@ def test_agenda_slot_outside_the_meeting(config_copy, edit):
 
 
 def test_unknown_school_and_team_in_audiences(config_copy, edit):
-    edit("cyclogram.yaml", "audience: {teams: [digital], schools: [school-2]}",
-         "audience: {teams: [digitall], schools: [school-22]}")
+    edit(
+        "cyclogram.yaml",
+        "audience: {teams: [digital], schools: [school-2]}",
+        "audience: {teams: [digitall], schools: [school-22]}",
+    )
     problems = problems_of(config_copy)
-    assert "unknown team 'digitall'" in only(problems, "cyclogram.yaml", "events[2].audience.teams[0]").message
-    assert "unknown school 'school-22'" in only(problems, "cyclogram.yaml", "events[2].audience.schools[0]").message
+    assert (
+        "unknown team 'digitall'" in only(problems, "cyclogram.yaml", "events[2].audience.teams[0]").message
+    )
+    assert (
+        "unknown school 'school-22'"
+        in only(problems, "cyclogram.yaml", "events[2].audience.schools[0]").message
+    )
 
 
 def test_unknown_school_in_a_team(config_copy, edit):
@@ -166,16 +174,22 @@ def test_event_outside_the_school_year(config_copy, edit):
 
 
 def test_template_that_does_not_exist(config_copy, edit):
-    edit("meetings/2021-01-28-network-seminar.yaml", "invitation: {days_before: 10}",
-         "invitation: {days_before: 10, template: festive-invitation}")
-    p = only(problems_of(config_copy, templates=True), "2021-01-28-network-seminar.yaml",
-             "mailings.invitation.template")
+    edit(
+        "meetings/2021-01-28-network-seminar.yaml",
+        "invitation: {days_before: 10}",
+        "invitation: {days_before: 10, template: festive-invitation}",
+    )
+    p = only(
+        problems_of(config_copy, templates=True),
+        "2021-01-28-network-seminar.yaml",
+        "mailings.invitation.template",
+    )
     assert "festive-invitation" in p.message and "does not exist" in p.message
 
 
 def test_yaml_syntax_error(config_copy, edit):
     edit("cyclogram.yaml", "    responsible: {team: network}", "    responsible: {team: network")
-    p = [p for p in problems_of(config_copy) if p.file.name == "cyclogram.yaml"][0]
+    p = next(p for p in problems_of(config_copy) if p.file.name == "cyclogram.yaml")
     assert "YAML syntax error" in p.message
     assert p.line is not None and 20 <= p.line <= 30
 

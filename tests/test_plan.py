@@ -14,7 +14,9 @@ from scheduler.plan import build_plan, entry_recipients, mailing_key, select
 def test_seed_meeting_mailings_follow_the_policy(example):
     project = example.project
     now = datetime(2020, 9, 1, tzinfo=UTC)
-    seed = [e for e in build_plan(project, now) if e.meeting == "heads-2020-09" and e.kind != "action_reminder"]
+    seed = [
+        e for e in build_plan(project, now) if e.meeting == "heads-2020-09" and e.kind != "action_reminder"
+    ]
     got = {e.kind: e.at.isoformat() for e in seed}
     assert got == {
         "invitation": "2020-09-11T10:00:00+03:00",
@@ -52,7 +54,11 @@ def test_action_items_and_key_events_are_planned(example):
     assert len(consultations) == 6  # last Thursdays Oct-Apr, without 31 December
     assert not any(e.event == "interim-reports" for e in entries)  # month-only: no date to remind of
     workshop = next(e for e in entries if e.event == "digital-workshop")
-    assert {r.school for r in entry_recipients(example.project, workshop)} == {"lyceum-86", "school-37", "school-2"}
+    assert {r.school for r in entry_recipients(example.project, workshop)} == {
+        "lyceum-86",
+        "school-37",
+        "school-2",
+    }
 
 
 def test_plan_is_sorted_and_keys_are_unique(example):

@@ -20,8 +20,16 @@ def store(request, tmp_path: Path) -> StateStore:
 
 
 def msg(i: int, mailing: str = "m/invitation") -> NewMessage:
-    return NewMessage(f"{mailing}|r{i}@example.org|0", mailing, "invitation", "m", f"r{i}@example.org", 0,
-                      b"Subject: x\r\n\r\nbody", "org@example.org")
+    return NewMessage(
+        f"{mailing}|r{i}@example.org|0",
+        mailing,
+        "invitation",
+        "m",
+        f"r{i}@example.org",
+        0,
+        b"Subject: x\r\n\r\nbody",
+        "org@example.org",
+    )
 
 
 def test_sequence_rises_only_on_change_and_survives_reopening(tmp_path):
@@ -33,7 +41,9 @@ def test_sequence_rises_only_on_change_and_survives_reopening(tmp_path):
     assert changed.created == T0
     s.close()
     again = SQLiteStore(tmp_path / "state.db")
-    assert again.event_state("u", "a", T0 + timedelta(hours=3)).sequence == 2  # back is a change too: never falls
+    assert (
+        again.event_state("u", "a", T0 + timedelta(hours=3)).sequence == 2
+    )  # back is a change too: never falls
     again.close()
 
 
