@@ -242,7 +242,7 @@ def make_app(source: Callable[[], Published | None]) -> web.Application:
         )
 
     app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", handle)
+    app.router.add_get("/{tail:.*}", handle, allow_head=True)
     return app
 
 

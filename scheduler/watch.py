@@ -27,6 +27,9 @@ def reload_config(directory: Path) -> LoadedConfig | None:
     except CyclogramError as exc:
         log.error("configuration change ignored, keeping the last good one:\n%s", exc)
         return None
+    except Exception:  # a half-written file can trip the loader anywhere; the service must not stop
+        log.exception("configuration change ignored, keeping the last good one")
+        return None
 
 
 async def watch_config(

@@ -28,7 +28,9 @@ def test_uids_come_from_ids(example: LoadedConfig) -> None:
     p = example.project
     assert uid_for(p, "meeting", "heads-2020-09") == "meeting-heads-2020-09@cyclogram.example.org"
     assert uid_for(p, "event", "consultations") == "event-consultations@cyclogram.example.org"
-    assert uid_for(p, "action", "heads-2020-09-article-lyceum").startswith("action-heads-2020-09-article-lyceum@")
+    assert uid_for(p, "action", "heads-2020-09-article-lyceum").startswith(
+        "action-heads-2020-09-article-lyceum@"
+    )
 
 
 def test_seed_meeting_at_seven_utc_with_place_and_agenda(example: LoadedConfig, tmp_path: Path) -> None:
@@ -76,7 +78,7 @@ def test_fingerprint_covers_what_clients_show(config_copy: Path, edit) -> None:
     base = meeting_fingerprint(load_config(config_copy).project, load_config(config_copy).project.meetings[0])
     for old, new in [
         ('name: "МОУ «ГЦРО»"\n  address', 'name: "Другое место"\n  address'),
-        ("  - title: \"Разное.\"", "  - title: \"Разное и прочее.\""),
+        ('  - title: "Разное."', '  - title: "Разное и прочее."'),
         ("end: 2020-09-25 12:00", "end: 2020-09-25 12:30"),
     ]:
         path = edit("meetings/2020-09-25-heads.yaml", old, new)
@@ -88,7 +90,9 @@ def test_fingerprint_covers_what_clients_show(config_copy: Path, edit) -> None:
 def test_cancelled_meeting_keeps_uid_with_status_cancelled(config_copy: Path, edit, tmp_path: Path) -> None:
     edit("meetings/2020-09-25-heads.yaml", "audience: all", "audience: all\nstatus: cancelled")
     store = SQLiteStore(tmp_path / "state.db")
-    ev = _events(_project_feed(load_config(config_copy), store))["meeting-heads-2020-09@cyclogram.example.org"]
+    ev = _events(_project_feed(load_config(config_copy), store))[
+        "meeting-heads-2020-09@cyclogram.example.org"
+    ]
     assert str(ev["STATUS"]) == "CANCELLED"
     assert "ОТМЕНЕНА" in str(ev["DESCRIPTION"])
 

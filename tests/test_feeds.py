@@ -129,8 +129,11 @@ def projects(draw: st.DrawFn) -> Project:
     n_schools = draw(st.integers(1, 4))
     schools = [f"s{i}" for i in range(n_schools)]
     teams = [
-        {"id": f"t{i}", "name": f"Команда {i}", "schools": draw(st.lists(st.sampled_from(schools), min_size=1,
-                                                                          unique=True))}
+        {
+            "id": f"t{i}",
+            "name": f"Команда {i}",
+            "schools": draw(st.lists(st.sampled_from(schools), min_size=1, unique=True)),
+        }
         for i in range(draw(st.integers(0, 2)))
     ]
 
@@ -138,7 +141,11 @@ def projects(draw: st.DrawFn) -> Project:
         if draw(st.booleans()):
             return "all"
         chosen_s = draw(st.lists(st.sampled_from(schools), unique=True, max_size=2))
-        chosen_t = draw(st.lists(st.sampled_from([t["id"] for t in teams]), unique=True, max_size=2)) if teams else []
+        chosen_t = (
+            draw(st.lists(st.sampled_from([t["id"] for t in teams]), unique=True, max_size=2))
+            if teams
+            else []
+        )
         if not chosen_s and not chosen_t:
             chosen_s = [schools[0]]
         return {"schools": chosen_s, "teams": chosen_t}
@@ -147,13 +154,19 @@ def projects(draw: st.DrawFn) -> Project:
     for i in range(draw(st.integers(0, 3))):
         day = date(2020, 9, 1) + timedelta(days=draw(st.integers(0, 360)))
         hour = draw(st.integers(6, 18))
-        meetings.append({
-            "id": f"m{i}", "title": draw(st.text("абвгд ёжЖ,;:\\\"«»xyz", min_size=1, max_size=90)).strip() or "М",
-            "start": datetime.combine(day, time(hour)), "end": datetime.combine(day, time(hour + 2)),
-            "timezone": draw(st.sampled_from(ZONES)), "place": {"name": "Школа"}, "audience": audience(),
-            "status": draw(st.sampled_from(["planned", "cancelled"])),
-            "agenda": [{"title": "Пункт " * draw(st.integers(1, 30))}],
-        })
+        meetings.append(
+            {
+                "id": f"m{i}",
+                "title": draw(st.text('абвгд ёжЖ,;:\\"«»xyz', min_size=1, max_size=90)).strip() or "М",
+                "start": datetime.combine(day, time(hour)),
+                "end": datetime.combine(day, time(hour + 2)),
+                "timezone": draw(st.sampled_from(ZONES)),
+                "place": {"name": "Школа"},
+                "audience": audience(),
+                "status": draw(st.sampled_from(["planned", "cancelled"])),
+                "agenda": [{"title": "Пункт " * draw(st.integers(1, 30))}],
+            }
+        )
     events = []
     for i in range(draw(st.integers(0, 4))):
         day = date(2020, 9, 1) + timedelta(days=draw(st.integers(0, 300)))
@@ -162,23 +175,54 @@ def projects(draw: st.DrawFn) -> Project:
             "date": {"date": day},
             "range": {"start": day, "end": day + timedelta(days=2)},
             "month": {"month": day.strftime("%Y-%m")},
-            "weekly": {"every": "week", "weekday": "monday", "start": day, "until": day + timedelta(days=40),
-                       "time": "10:00", "exclude": [day + timedelta(days=7)]},
-            "monthly": {"every": "month", "week": "last", "weekday": "friday", "start": day,
-                        "until": day + timedelta(days=120)},
+            "weekly": {
+                "every": "week",
+                "weekday": "monday",
+                "start": day,
+                "until": day + timedelta(days=40),
+                "time": "10:00",
+                "exclude": [day + timedelta(days=7)],
+            },
+            "monthly": {
+                "every": "month",
+                "week": "last",
+                "weekday": "friday",
+                "start": day,
+                "until": day + timedelta(days=120),
+            },
         }[kind]
-        events.append({"id": f"e{i}", "title": f"Событие {i}", "when": when, "audience": audience(),
-                       "timezone": draw(st.sampled_from(ZONES))})
-    return Project.model_validate({
-        "settings": {
-            "name": "Проект", "organizer": {"name": "Орг", "email": "org@example.org"},
-            "timezone": draw(st.sampled_from(ZONES)), "school_year": {"start": 2020},
-            "base_url": "https://feeds.example.org/",
-        },
-        "schools": [{"id": s, "name": f"Школа {s}", "head": {"name": "Г", "email": f"{s}@example.org"},
-                     "language": draw(st.sampled_from(["ru", "en"]))} for s in schools],
-        "teams": teams, "meetings": meetings, "events": events,
-    })
+        events.append(
+            {
+                "id": f"e{i}",
+                "title": f"Событие {i}",
+                "when": when,
+                "audience": audience(),
+                "timezone": draw(st.sampled_from(ZONES)),
+            }
+        )
+    return Project.model_validate(
+        {
+            "settings": {
+                "name": "Проект",
+                "organizer": {"name": "Орг", "email": "org@example.org"},
+                "timezone": draw(st.sampled_from(ZONES)),
+                "school_year": {"start": 2020},
+                "base_url": "https://feeds.example.org/",
+            },
+            "schools": [
+                {
+                    "id": s,
+                    "name": f"Школа {s}",
+                    "head": {"name": "Г", "email": f"{s}@example.org"},
+                    "language": draw(st.sampled_from(["ru", "en"])),
+                }
+                for s in schools
+            ],
+            "teams": teams,
+            "meetings": meetings,
+            "events": events,
+        }
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

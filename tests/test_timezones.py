@@ -61,7 +61,10 @@ def test_outlook_reader_gets_zoneinfo_offset_at_every_event(zone: str, first: da
     zi = ZoneInfo(zone)
     for local in _moments(zone, _year_days(first.year)):
         # skip the ambiguous and missing hours of a DST change: no calendar puts a meeting there
-        if local.replace(tzinfo=zi).utcoffset() != (local + timedelta(hours=1)).replace(tzinfo=zi).utcoffset():
+        if (
+            local.replace(tzinfo=zi).utcoffset()
+            != (local + timedelta(hours=1)).replace(tzinfo=zi).utcoffset()
+        ):
             continue
         assert outlook_offset(tz, local) == local.replace(tzinfo=zi).utcoffset(), (zone, local)
 
@@ -101,14 +104,40 @@ def _wrap(tz: Timezone) -> str:
     ("zone", "first", "last", "probes"),
     [
         # 2012 in Moscow was +4: readers that apply the whole component must still get it right
-        ("Europe/Moscow", date(2012, 3, 1), date(2021, 8, 31),
-         [datetime(2012, 5, 10, 10), datetime(2013, 1, 10, 10), datetime(2020, 9, 25, 10)]),
-        ("Europe/Moscow", date(2010, 1, 1), date(2021, 8, 31),
-         [datetime(2010, 1, 10, 10), datetime(2010, 7, 10, 10), datetime(2011, 7, 1, 10), datetime(2021, 1, 1)]),
-        ("Europe/Berlin", date(2020, 9, 1), date(2021, 8, 31),
-         [datetime(2020, 9, 25, 10), datetime(2020, 12, 1, 10), datetime(2021, 4, 1, 10)]),
-        ("America/New_York", date(2005, 1, 1), date(2021, 8, 31),
-         [datetime(2005, 3, 20, 10), datetime(2006, 4, 10, 10), datetime(2007, 3, 20, 10), datetime(2020, 11, 2)]),
+        (
+            "Europe/Moscow",
+            date(2012, 3, 1),
+            date(2021, 8, 31),
+            [datetime(2012, 5, 10, 10), datetime(2013, 1, 10, 10), datetime(2020, 9, 25, 10)],
+        ),
+        (
+            "Europe/Moscow",
+            date(2010, 1, 1),
+            date(2021, 8, 31),
+            [
+                datetime(2010, 1, 10, 10),
+                datetime(2010, 7, 10, 10),
+                datetime(2011, 7, 1, 10),
+                datetime(2021, 1, 1),
+            ],
+        ),
+        (
+            "Europe/Berlin",
+            date(2020, 9, 1),
+            date(2021, 8, 31),
+            [datetime(2020, 9, 25, 10), datetime(2020, 12, 1, 10), datetime(2021, 4, 1, 10)],
+        ),
+        (
+            "America/New_York",
+            date(2005, 1, 1),
+            date(2021, 8, 31),
+            [
+                datetime(2005, 3, 20, 10),
+                datetime(2006, 4, 10, 10),
+                datetime(2007, 3, 20, 10),
+                datetime(2020, 11, 2),
+            ],
+        ),
     ],
 )
 def test_rfc_readers_get_history_right(zone: str, first: date, last: date, probes: list[datetime]) -> None:
@@ -122,7 +151,10 @@ def test_rfc_readers_get_history_right(zone: str, first: date, last: date, probe
     }
     for name, reader in readers.items():
         for local in probes:
-            assert local.replace(tzinfo=reader).utcoffset() == local.replace(tzinfo=zi).utcoffset(), (name, local)
+            assert local.replace(tzinfo=reader).utcoffset() == local.replace(tzinfo=zi).utcoffset(), (
+                name,
+                local,
+            )
 
 
 def test_outlook_gets_latest_rules_even_with_history() -> None:
