@@ -52,7 +52,7 @@ class Recorder:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ):
         if address.lower() in self.reject:
-            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -109,14 +109,19 @@ class SMTPServer:
         )
         if ok:
             self.handler.logins.append(data.login.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def _factory(self) -> Callable[[], SMTP]:
         kwargs: dict[str, Any] = {"hostname": "localhost"}
         if self.tls_context is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
         if self.credentials is not None:
-            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=True)
+            kwargs.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=True,
+                auth_exclude_mechanism=["LOGIN"],
+            )
         return lambda: SMTP(self.handler, **kwargs)
 
     async def _start(self) -> int:
