@@ -95,8 +95,8 @@ class Service:
         """Queue every mailing whose time has come; report the ones too late to be useful.
 
         On a normal wake-up everything due is on time. After downtime (`catching_up`), a mailing goes out
-        only inside the policy's grace window and before its deadline (the meeting's start); a summary goes
-        out whenever its minutes are final, since it is about a meeting that is over by nature.
+        only inside the policy's grace window and before its deadline (the meeting's start). A summary has no
+        deadline (it is about a meeting that is over by nature): minutes made final late send it at once.
         """
         now = self.clock.now()
         grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
@@ -106,7 +106,7 @@ class Service:
                 continue
             late = now - entry.at
             too_late = entry.deadline is not None and now >= entry.deadline
-            if entry.kind != "summary" and (too_late or (catching_up and late > grace)):
+            if too_late or (catching_up and late > grace):
                 self.store.mark_mailing(entry.key, "missed", now)
                 reason = (
                     "its meeting has begun"
