@@ -13,7 +13,7 @@ from .errors import Problem
 if TYPE_CHECKING:
     from .config import LoadedConfig
 
-__all__ = ["check_templates", "default_templates_dir", "make_environment", "mail_template_names"]
+__all__ = ["check_templates", "default_templates_dir", "mail_template_names", "make_environment"]
 
 MAIL_PARTS = ("subject.txt", "txt", "html")
 
@@ -83,7 +83,12 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
                     problems.append(Problem(file, None, path, f"template {template!r} does not exist"))
                 except jinja2.TemplateSyntaxError as exc:
                     problems.append(
-                        Problem(Path(exc.filename or template), exc.lineno, "", f"template syntax error: {exc.message}")
+                        Problem(
+                            Path(exc.filename or template),
+                            exc.lineno,
+                            "",
+                            f"template syntax error: {exc.message}",
+                        )
                     )
 
     policy = project.settings.mailings
