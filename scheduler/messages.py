@@ -383,8 +383,9 @@ def build_message(
         # Outlook only looks for iMIP data in the first child of multipart/mixed ([MS-OXCICAL] 2.2.168),
         # Gmail and Apple Mail read the text/calendar alternative, and clients that ignore alternatives
         # (some webmails, Thunderbird without Lightning) still offer the attached file for import.
+        # Added as bytes: a text part would have its CRLF line ends (RFC 5545 3.1) folded to LF.
         msg.add_alternative(
-            calendar.decode("utf-8"), subtype="calendar", charset="utf-8", params={"method": method}
+            calendar, maintype="text", subtype="calendar", params={"charset": "utf-8", "method": method}
         )
         msg.make_mixed()
         msg.add_attachment(calendar, maintype="application", subtype="ics", filename="invite.ics")

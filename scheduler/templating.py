@@ -92,12 +92,70 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
                     )
 
     policy = project.settings.mailings
+    used: dict[str, set[str]] = {}  # template name -> kinds it serves
     for kind in KINDS:
         rule = getattr(policy, kind)
         need(rule.template or kind, loaded.directory / "project.yaml", f"mailings.{kind}.template")
+        used.setdefault(rule.template or kind, set()).add(kind)
     for meeting in project.meetings:
         for kind in meeting.mailings:
             rule = getattr(project.policy(meeting), kind)
             file = loaded.meeting_files.get(meeting.id, loaded.directory / "meetings")
             need(rule.template or kind, file, f"mailings.{kind}.template")
+            used.setdefault(rule.template or kind, set()).add(kind)
+    if not problems:
+        problems.extend(_render_problems(loaded, env, used, languages))
+    return problems
+
+
+def _render_problems(
+    loaded: LoadedConfig, env: jinja2.Environment, used: dict[str, set[str]], languages: list[str]
+) -> list[Problem]:
+    """Render each template in use with a context from the configuration itself: with StrictUndefined,
+    a misspelt or missing name is found here by `validate`, not at send time."""
+    from .changes import Change
+    from .errors import TemplateProblem
+    from .messages import mail_context, render_templates
+    from .model import Recipient
+
+    project = loaded.project
+    meeting = next((m for m in project.meetings if m.minutes and m.minutes.final), None) or (
+        project.meetings[0] if project.meetings else None
+    )
+    action = (
+        meeting.minutes.action_items[0]
+        if meeting and meeting.minutes and meeting.minutes.action_items
+        else None
+    )
+    events = project.all_events()
+    event = events[0] if events else None
+    problems: list[Problem] = []
+    for name, kinds in sorted(used.items()):
+        for kind in sorted(kinds):
+            if (meeting is None and kind != "event_reminder") or (kind == "event_reminder" and event is None):
+                continue  # nothing in this configuration would ever render it
+            for lang in languages:
+                school = next(
+                    (s for s in project.schools if project.language_of(s) == lang), project.schools[0]
+                )
+                recipient = Recipient(
+                    school=school.id, name=school.head.name, email=school.head.email, language=lang
+                )
+                changes = [Change("place", "A", "B")] if kind == "update" else None
+                context = mail_context(
+                    project, kind, recipient, meeting=meeting, action=action if kind == "action_reminder" else None,
+                    event=event if kind == "event_reminder" else None, changes=changes,
+                    feed_url=str(project.settings.base_url),
+                )  # fmt: skip
+                try:
+                    render_templates(env, name, lang, context)
+                except TemplateProblem as exc:
+                    file, _, rest = str(exc).partition(":")
+                    line, _, message = rest.partition(":")
+                    if line.strip().isdigit():
+                        problems.append(
+                            Problem(Path(file), int(line), "", f"template error: {message.strip()}")
+                        )
+                    else:
+                        problems.append(Problem(Path(name), None, "", f"template error: {exc}"))
     return problems

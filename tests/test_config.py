@@ -232,3 +232,14 @@ def test_not_utf8(config_copy):
     (config_copy / "cyclogram.yaml").write_bytes("events: []\n# Циклограмма\n".encode("cp1251"))
     p = only(problems_of(config_copy), "cyclogram.yaml", "")
     assert "not UTF-8" in p.message
+
+
+def test_a_template_with_an_undefined_name_is_found_by_validate(config_copy):
+    user = config_copy / "templates" / "mail" / "ru"
+    user.mkdir(parents=True)
+    (user / "reminder.subject.txt").write_text("Напоминание: {{ meeting.titel }}\n", encoding="utf-8")
+    problems = problems_of(config_copy, templates=True)
+    assert len(problems) == 1
+    p = problems[0]
+    assert p.file.name == "reminder.subject.txt" and p.line == 1
+    assert "titel" in p.message

@@ -39,13 +39,15 @@ def rehearse(config: Path, store: SQLiteStore, maildir: Path, start: date, end: 
 
 def messages(maildir: Path) -> list[email.message.EmailMessage]:
     box = mailbox.Maildir(maildir, factory=None, create=False)
-    return [email.message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box]
+    return [email.message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box.iterkeys()]
 
 
 def calendar_part(msg: email.message.EmailMessage) -> icalendar.Calendar:
     for part in msg.walk():
         if part.get_content_type() == "text/calendar":
-            return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+            raw = part.get_payload(decode=True)
+            assert raw.count(b"\r\n") == raw.count(b"\n")  # RFC 5545: CRLF line ends, in mail too
+            return icalendar.Calendar.from_ical(raw)
     raise AssertionError("no calendar part")
 
 
