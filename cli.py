@@ -370,27 +370,35 @@ def _env_int(name: str, default: int | None) -> int | None:
 
 
 def _run_delivery(obj: Context, transport: Any, total: int) -> Any:
-    """Deliver the outbox with a progress bar on a terminal; returns the DeliveryReport."""
+    """Deliver the outbox with a progress bar on a terminal; returns the DeliveryReport.
+
+    When the service is running it holds the outbox: the rows just queued are its to send, and
+    this command says so and stops (exit 0) instead of delivering beside it.
+    """
     import asyncio
 
-    from scheduler.delivery import deliver
+    from scheduler.delivery import DeliveryBusyError, DeliveryReport, deliver
 
-    clock = _mail_clock(obj)
     kwargs: dict[str, Any] = {
         "concurrency": _env_int("CYCLOGRAM_SMTP_CONCURRENCY", 4) or 4,
         "rate_per_minute": _env_int("CYCLOGRAM_SMTP_RATE", None),
     }
-    if sys.stdout.isatty() and total:
-        with click.progressbar(length=total, label="Sending") as bar:
+    try:
+        if sys.stdout.isatty() and total:
+            with click.progressbar(length=total, label="Sending") as bar:
 
-            def progress(row: Any, outcome: str, detail: str) -> None:
-                if outcome != "retry":
-                    bar.update(1)
-                else:
-                    click.echo(f"\n  {row.recipient}: {detail}; will retry", err=True)
+                def progress(row: Any, outcome: str, detail: str) -> None:
+                    if outcome != "retry":
+                        bar.update(1)
+                    else:
+                        click.echo(f"\n  {row.recipient}: {detail}; will retry", err=True)
 
-            return asyncio.run(deliver(obj.store(), transport, clock, progress=progress, **kwargs))
-    return asyncio.run(deliver(obj.store(), transport, clock, **kwargs))
+                kwargs["progress"] = progress
+                return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
+        return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
+    except DeliveryBusyError as exc:
+        click.echo(f"{total} message(s) queued; {exc}.")
+        return DeliveryReport(pending=total)
 
 
 @main.command()

@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .clock import Clock
+from .errors import CyclogramError
 from .state import OutboxRow, StateStore
 from .transport import Connection, PermanentError, TransientError, Transport, TransportConfigError
 
-__all__ = ["DeliveryReport", "RateLimiter", "backoff_delay", "deliver"]
+__all__ = ["DeliveryBusyError", "DeliveryReport", "RateLimiter", "backoff_delay", "deliver"]
+
+
+class DeliveryBusyError(CyclogramError):
+    """Another process holds the outbox's delivery lease."""
+
 
 Sleep = Callable[[float], Awaitable[object]]
 Progress = Callable[[OutboxRow, str, str], object]
@@ -80,6 +86,35 @@ async def deliver(
     row is retried, and the stable Message-ID lets clients drop the copy.
     Raises TransportConfigError (bad login, untrusted certificate) after putting the row back.
     """
+    with store.delivery_lease() as mine:
+        if not mine:
+            raise DeliveryBusyError(
+                "another cyclogram process (the service, or a send) is delivering from this outbox; "
+                "what is queued goes out through it"
+            )
+        return await _deliver(
+            store, transport, clock, concurrency=concurrency, rate_per_minute=rate_per_minute, stop=stop,
+            progress=progress, max_attempts=max_attempts, backoff=backoff, max_backoff=max_backoff,
+            wait_retries=wait_retries, poll=poll, sleep=sleep,
+        )  # fmt: skip
+
+
+async def _deliver(
+    store: StateStore,
+    transport: Transport,
+    clock: Clock,
+    *,
+    concurrency: int,
+    rate_per_minute: int | None,
+    stop: asyncio.Event | None,
+    progress: Progress | None,
+    max_attempts: int,
+    backoff: timedelta,
+    max_backoff: timedelta,
+    wait_retries: bool,
+    poll: timedelta,
+    sleep: Sleep,
+) -> DeliveryReport:
     report = DeliveryReport(recovered=store.recover(clock.now()))
     limiter = RateLimiter(rate_per_minute, clock, sleep)
     progress = progress or (lambda row, outcome, detail: None)

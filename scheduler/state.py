@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,9 @@ class StateStore(Protocol):
     def has(self, row_id: str) -> OutboxRow | None: ...
     def next_due(self) -> datetime | None: ...
 
+    # one deliverer at a time: `recover` would otherwise take rows another process is still sending
+    def delivery_lease(self) -> AbstractContextManager[bool]: ...
+
     def close(self) -> None: ...
 
 
@@ -180,6 +184,27 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def delivery_lease(self) -> Iterator[bool]:
+        """True while this process is the only one delivering from this outbox; False if another is.
+
+        An advisory lock on a file beside the database: the kernel releases it when the holder dies,
+        so a killed process never leaves the outbox locked.
+        """
+        if str(self.path) == ":memory:":
+            yield True
+            return
+        with open(self.path.with_name(self.path.name + ".deliver.lock"), "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- secrets ---------------------------------------------------------------------------------------
     def secret(self, name: str, make: Callable[[], str]) -> str:

@@ -59,3 +59,27 @@ def test_sigterm_during_delivery_exits_cleanly_and_the_rest_goes_out_once(config
         assert again.returncode == 0, again.stderr
     copies = Counter(a.recipients[0] for a in recorder.accepted)
     assert len(copies) == 6 and set(copies.values()) == {1}
+
+
+def test_send_while_the_service_delivers_leaves_the_rows_to_it(config_copy, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+    from scheduler.state import SQLiteStore
+
+    state = tmp_path / "var"
+    service_view = SQLiteStore(state / "state.db")
+    env = {"CYCLOGRAM_MAILDIR": str(tmp_path / "mail"), "CYCLOGRAM_SMTP_HOST": ""}
+    with service_view.delivery_lease() as held:
+        assert held
+        result = CliRunner().invoke(
+            cli.main,
+            ["--config", str(config_copy), "--state", str(state), "--now", "2020-09-11T10:00+03:00",
+             "send", "invitation", "heads-2020-09", "--yes"],
+            env=env,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "another cyclogram process" in result.output
+    assert service_view.outbox_counts()["queued"] == 6  # nothing recovered from under the service
+    assert not (tmp_path / "mail").exists() or not any((tmp_path / "mail" / "new").iterdir())
+    service_view.close()

@@ -90,3 +90,16 @@ def test_snapshots_and_mailing_states(store):
 def test_naive_timestamps_are_refused(store):
     with pytest.raises(ValueError):
         store.enqueue([msg(1)], datetime(2020, 9, 11))
+
+
+def test_one_deliverer_at_a_time(tmp_path):
+    first = SQLiteStore(tmp_path / "state.db")
+    second = SQLiteStore(tmp_path / "state.db")  # another process's view of the same file
+    with first.delivery_lease() as mine:
+        assert mine
+        with second.delivery_lease() as theirs:
+            assert not theirs
+    with second.delivery_lease() as theirs:
+        assert theirs  # released when the holder is done
+    first.close()
+    second.close()
