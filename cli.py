@@ -292,6 +292,23 @@ def feeds_urls(obj: Context) -> None:
             click.echo(f"{kind}\t{item.id}\t{url}\t{webcal_url(url)}")
 
 
+@feeds.command("rotate-secret")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@with_context
+def feeds_rotate_secret(obj: Context, yes: bool) -> None:
+    """Replace the feed secret: every private URL given out so far stops working."""
+    import os
+
+    from scheduler.tokens import SECRET_ENV, rotate_secret
+
+    if os.environ.get(SECRET_ENV, "").strip():
+        raise CyclogramError(f"the feed secret comes from {SECRET_ENV}: set a new value there to rotate it")
+    if not yes:
+        click.confirm("Every school's and team's private feed URL will stop working. Rotate?", abort=True)
+    rotate_secret(obj.store())
+    click.echo("Rotated. `cyclogram feeds urls` prints the new URLs; the next invitations carry them.")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

@@ -62,3 +62,21 @@ def test_urls(example: LoadedConfig) -> None:
         url == f"https://cyclogram.example.org/schools/school-1/{feed_token('k', 'school', 'school-1')}.ics"
     )
     assert webcal_url(url) == "webcal://" + url.removeprefix("https://")
+
+
+def test_rotate_secret_command_revokes_every_private_url(config_copy, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import cli
+
+    monkeypatch.delenv("CYCLOGRAM_FEED_SECRET", raising=False)
+    args = ["--config", str(config_copy), "--state", str(tmp_path / "var")]
+    before = CliRunner().invoke(cli.main, [*args, "feeds", "urls"])
+    rotated = CliRunner().invoke(cli.main, [*args, "feeds", "rotate-secret", "--yes"])
+    after = CliRunner().invoke(cli.main, [*args, "feeds", "urls"])
+    assert before.exit_code == rotated.exit_code == after.exit_code == 0
+    old, new = before.output.splitlines(), after.output.splitlines()
+    assert len(old) == len(new) == 7 and not set(old) & set(new)
+    refused = CliRunner().invoke(cli.main, [*args, "feeds", "rotate-secret", "--yes"],
+                                 env={"CYCLOGRAM_FEED_SECRET": "x" * 32})  # fmt: skip
+    assert refused.exit_code == 1 and "CYCLOGRAM_FEED_SECRET" in refused.output
