@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, time
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,8 +52,65 @@ __all__ = [
 # Kinds that carry a calendar object, and the iTIP method each one uses.
 IMIP_METHODS = {"invitation": "REQUEST", "agenda": "REQUEST", "update": "REQUEST", "cancellation": "CANCEL"}
 
+_UNSTRUCTURED = frozenset({"subject", "list-id", "comments"})
+_WORD_BYTES = 45  # UTF-8 bytes per encoded-word: 60 base64 characters, under RFC 2047's limit of 75
+
+
+def encode_words(text: str) -> str:
+    """RFC 2047 encoded-words for a non-ASCII header value, folded between words.
+
+    Every space travels inside an encoded-word: whitespace *between* encoded-words is ignored by
+    decoders, and CPython's own folder (3.11) puts a space there at some folds, so a long Russian
+    subject reached readers as "проекта«Развитие".
+    """
+    words, chunk = [], b""
+    for char in text:
+        encoded = char.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    if chunk:
+        words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+
+
+def _one_word(text: str) -> str:
+    return f"=?utf-8?b?{base64.b64encode(text.encode('utf-8')).decode('ascii')}?="
+
+
+_ADDRESS = frozenset({"from", "to", "cc", "reply-to", "sender"})
+
+
+class _MailPolicy(EmailPolicy):
+    """SMTP's policy, with every non-ASCII phrase (subject, display names, list name) encoded by
+    `encode_words` instead of CPython's folder."""
+
+    def fold(self, name: str, value: Any) -> str:
+        text, lname, nl = str(value), name.lower(), self.linesep
+        if text.isascii():
+            return super().fold(name, value)
+        if lname in _ADDRESS:
+            # A display name goes as one encoded-word, even past RFC 2047's 75 characters: decoders
+            # accept that, while some (Python's own) put a space between the words of a split name.
+            parts = [
+                f"{_one_word(a.display_name)} <{a.addr_spec}>" if not a.display_name.isascii() else str(a)
+                for a in value.addresses
+            ]
+            return f"{name}: {f',{nl} '.join(parts)}{nl}"
+        if lname == "list-id":
+            phrase, _, label = text.rpartition("<")
+            return f"{name}: {encode_words(phrase.strip())}{nl} <{label}{nl}"
+        if lname in _UNSTRUCTURED:
+            return f"{name}: {encode_words(text)}{nl}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return self.fold(name, value).encode("ascii", "surrogateescape")
+
+
 # CRLF line ends on the wire; the outbox stores exactly what SMTP sends.
-POLICY = SMTP
+POLICY = _MailPolicy(linesep="\r\n")
 
 
 class HeaderInjectionError(CyclogramError):

@@ -85,7 +85,11 @@ def _check_email(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        return validate_email(value, check_deliverability=False, test_environment=True).normalized
+        # Plain SMTP (no SMTPUTF8): an internationalised domain is kept in its ASCII (punycode) form.
+        checked = validate_email(
+            value, check_deliverability=False, test_environment=True, allow_smtputf8=False
+        )
+        return checked.ascii_email or checked.normalized
     except EmailNotValidError as exc:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
 

@@ -243,3 +243,12 @@ def test_a_template_with_an_undefined_name_is_found_by_validate(config_copy):
     p = problems[0]
     assert p.file.name == "reminder.subject.txt" and p.line == 1
     assert "titel" in p.message
+
+
+def test_an_internationalised_domain_is_kept_in_its_ascii_form(config_copy, edit):
+    edit("participants.yaml", "email: head@gym3.example.org", "email: head@гимназия3.рф")
+    school = load_config(config_copy).project.school("gymnasium-3")
+    assert school.head.email == "head@xn--3-7sbirdczi9n.xn--p1ai"
+    edit("participants.yaml", "email: head@school2.example.org", "email: директор@school2.example.org")
+    p = only(problems_of(config_copy), "participants.yaml", "schools[1].head.email")
+    assert "invalid email address" in p.message
