@@ -122,7 +122,9 @@ def build_feeds(
             None,
             names["project"].format(title=settings.title, name=""),
             True,
-            items(lang),
+            # Public: only what is addressed to everyone. An item for some teams or schools reaches
+            # them through their private feeds, never through a URL anyone may hold.
+            (i for i in items(lang) if i.audience.all),
             lang,
             states,
         )
@@ -167,7 +169,7 @@ def build_feeds(
                 "meeting",
                 meeting.id,
                 names["meeting"].format(title=settings.title, name=meeting.title),
-                True,
+                meeting.audience.all,
                 (i for i in items(lang) if i.kind == "meeting" and i.item_id == meeting.id),
                 lang,
                 states,

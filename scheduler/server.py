@@ -91,7 +91,8 @@ def index_context(project: Project, language: str) -> dict[str, Any]:
     months = _school_year_months(project)
     table: dict[tuple[int, int], list[dict[str, Any]]] = {(m.year, m.month): [] for m in months}
     entries: list[tuple[date, str, dict[str, Any]]] = []
-    for meeting in project.meetings:
+    # The page is public: it shows what is addressed to everyone, as the public feeds do.
+    for meeting in (m for m in project.meetings if m.audience.all):
         start, end = project.meeting_start(meeting), project.meeting_end(meeting)
         entries.append(
             (
@@ -107,7 +108,7 @@ def index_context(project: Project, language: str) -> dict[str, Any]:
                 },
             )
         )
-    for event in project.all_events():
+    for event in (e for e in project.all_events() if e.audience.all):
         for day, label, title in _event_rows(project, event, language):
             entries.append(
                 (

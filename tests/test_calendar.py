@@ -15,9 +15,14 @@ from scheduler.state import SQLiteStore
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
 
 
-def _project_feed(loaded: LoadedConfig, store: SQLiteStore, now: datetime = NOW) -> Calendar:
+def _project_feed(
+    loaded: LoadedConfig, store: SQLiteStore, now: datetime = NOW, path: str = "project.ics"
+) -> Calendar:
     feeds = build_feeds(loaded.project, event_states(store, loaded.project, now), now)
-    return Calendar.from_ical(feeds["project.ics"].data)
+    return Calendar.from_ical(feeds[path].data)
+
+
+LYCEUM = "schools/lyceum-86.ics"  # gets every kind of item: for all, for its team, for itself
 
 
 def _events(cal: Calendar) -> dict[str, object]:
@@ -98,7 +103,7 @@ def test_cancelled_meeting_keeps_uid_with_status_cancelled(config_copy: Path, ed
 
 
 def test_key_events_all_day_month_only_and_recurring(example: LoadedConfig, tmp_path: Path) -> None:
-    events = _events(_project_feed(example, SQLiteStore(tmp_path / "state.db")))
+    events = _events(_project_feed(example, SQLiteStore(tmp_path / "state.db"), path=LYCEUM))
     host = "@cyclogram.example.org"
     workshop = events["event-digital-workshop" + host]
     assert workshop["DTSTART"].dt == date(2020, 12, 10) and workshop["DTEND"].dt == date(2020, 12, 11)
@@ -117,7 +122,7 @@ def test_key_events_all_day_month_only_and_recurring(example: LoadedConfig, tmp_
 
 
 def test_action_items_are_all_day_events_on_due_date(example: LoadedConfig, tmp_path: Path) -> None:
-    events = _events(_project_feed(example, SQLiteStore(tmp_path / "state.db")))
+    events = _events(_project_feed(example, SQLiteStore(tmp_path / "state.db"), path=LYCEUM))
     item = events["action-heads-2020-09-article-lyceum@cyclogram.example.org"]
     assert item.name == "VEVENT"
     assert item["DTSTART"].dt == date(2021, 3, 15)

@@ -91,7 +91,13 @@ def test_school_feeds_hold_exactly_their_audience(example: LoadedConfig, tmp_pat
     assert "action-heads-2020-09-article-lyceum" + host in uids["schools/lyceum-86.ics"]
     assert "action-heads-2020-09-article-lyceum" + host not in uids["schools/school-37.ics"]
     assert uids["meetings/heads-2020-09.ics"] == {"meeting-heads-2020-09" + host}
-    assert uids["project.ics"] == set().union(*uids.values())
+    # The public feeds carry only what is addressed to everyone; each school's holds all of that too.
+    assert "event-network-seminar" + host not in uids["project.ics"]
+    assert "meeting-network-seminar-2021-01" + host not in uids["project.ics"]
+    assert "event-consultations" + host in uids["project.ics"]
+    assert all(uids["project.ics"] <= uids[f"schools/{s.id}.ics"] for s in p.schools)
+    assert not feeds["meetings/network-seminar-2021-01.ics"].public
+    assert feeds["meetings/heads-2020-09.ics"].public
 
 
 def test_english_school_reads_its_feed_in_english(example: LoadedConfig, tmp_path: Path) -> None:
@@ -233,10 +239,12 @@ def test_any_model_gives_feeds_every_reader_accepts(project: Project) -> None:
     seen = {path: set(_read_all(f.data)) for path, f in feeds.items()}
     items = [("meeting", m.id, m.audience) for m in project.meetings]
     items += [("event", e.id, e.audience) for e in project.all_events()]
+    anywhere = set().union(*seen.values())
     for kind, ident, audience in items:
         uid = uid_for(project, kind, ident)
-        if uid not in seen["project.ics"]:
+        if uid not in anywhere:
             continue  # a recurrence with no occurrence
+        assert (uid in seen["project.ics"]) == audience.all  # the public feed: what is for everyone
         reached = {s.id for s in project.audience_schools(audience)}
         assert {s.id for s in project.schools if uid in seen[f"schools/{s.id}.ics"]} == reached
         teams = {t.id for t in project.teams if project.reaches_team(audience, t)}

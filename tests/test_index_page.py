@@ -60,3 +60,5 @@ async def test_index_page_in_headless_chromium(config_copy: Path, tmp_path: Path
     assert 'href="webcal://cyclogram.example.org/project.ics"' in dom
     assert 'href="https://cyclogram.example.org/meetings/heads-2020-09.ics"' in dom
     assert "/schools/school-1/" not in dom  # private feeds are never on the public page
+    assert "Рабочий семинар сетевой команды" not in dom  # a team's own meeting stays in the team's feeds
+    assert "Мастерская «Цифровая школа»" not in dom
