@@ -307,7 +307,7 @@ def key_event(
         project=project,
         event=event,
         source=_source(project, event),
-        responsible=_responsible_text(project, event.responsible) if event.responsible else "",
+        responsible=project.responsible_text(event.responsible),
     )
     if description:
         ev.add("DESCRIPTION", description)
@@ -373,7 +373,7 @@ def action_event(
             project=project,
             meeting=meeting,
             action=action,
-            responsible=_responsible_text(project, action.responsible),
+            responsible=project.responsible_text(action.responsible),
         ),
     )
     ev.add("URL", _index_url(project, meeting.id))
@@ -383,23 +383,6 @@ def action_event(
     ev.add("TRANSP", "TRANSPARENT")
     ev.add("CLASS", "PUBLIC")
     return ev
-
-
-def _responsible_text(project: Project, responsible: Any) -> str:
-    parts = []
-    if responsible.school:
-        try:
-            parts.append(project.school(responsible.school).title)
-        except KeyError:
-            parts.append(responsible.school)
-    if responsible.team:
-        try:
-            parts.append(project.team(responsible.team).name)
-        except KeyError:
-            parts.append(responsible.team)
-    if responsible.person:
-        parts.append(responsible.person)
-    return ", ".join(parts)
 
 
 def calendar_items(

@@ -30,7 +30,6 @@ from .model import (
     Project,
     Recipient,
     Recurrence,
-    Responsible,
 )
 from .templating import mail_template_names
 
@@ -46,7 +45,6 @@ __all__ = [
     "meeting_context",
     "message_id_for",
     "render_templates",
-    "responsible_text",
 ]
 
 # Kinds that carry a calendar object, and the iTIP method each one uses.
@@ -127,26 +125,6 @@ class Rendered:
 # --- context ----------------------------------------------------------------------------------------------
 
 
-def responsible_text(project: Project, responsible: Responsible | None) -> str | None:
-    """Who answers for an item, as a reader names them: the school, the team, or the person."""
-    if responsible is None:
-        return None
-    names = []
-    if responsible.school:
-        try:
-            names.append(project.school(responsible.school).title)
-        except KeyError:
-            names.append(responsible.school)
-    if responsible.team:
-        try:
-            names.append(project.team(responsible.team).name)
-        except KeyError:
-            names.append(responsible.team)
-    if responsible.person:
-        names.append(responsible.person)
-    return ", ".join(names)
-
-
 def _hhmm(value: time | None) -> str | None:
     return value.strftime("%H:%M") if value else None
 
@@ -217,7 +195,7 @@ def event_context(
         "description": event.description,
         "when": when_text(project, event, language, occurrence),
         "place": event.place.one_line() if event.place else None,
-        "responsible": responsible_text(project, event.responsible),
+        "responsible": project.responsible_text(event.responsible) or None,
         "product": event.product,
     }
 
@@ -226,7 +204,7 @@ def _action_context(project: Project, action: ActionItem) -> dict[str, Any]:
     return {
         "id": action.id,
         "title": action.title,
-        "responsible": responsible_text(project, action.responsible),
+        "responsible": project.responsible_text(action.responsible) or None,
         "due": action.due,
         "product": action.product,
     }

@@ -546,6 +546,21 @@ class Project(_Model):
     def policy(self, meeting: Meeting | None = None) -> MailingPolicy:
         return self.settings.mailings.merged(meeting.mailings if meeting else None)
 
+    def responsible_text(self, responsible: Responsible | None) -> str:
+        """Who answers for an item, as a reader names them: the school, the team, the person."""
+        if responsible is None:
+            return ""
+        names = []
+        if responsible.school:
+            names.append(
+                next((s.title for s in self.schools if s.id == responsible.school), responsible.school)
+            )
+        if responsible.team:
+            names.append(next((t.name for t in self.teams if t.id == responsible.team), responsible.team))
+        if responsible.person:
+            names.append(responsible.person)
+        return ", ".join(names)
+
     def language_of(self, school: School) -> str:
         return school.language or self.settings.language
 
