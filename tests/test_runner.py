@@ -83,3 +83,57 @@ def test_send_while_the_service_delivers_leaves_the_rows_to_it(config_copy, tmp_
     assert service_view.outbox_counts()["queued"] == 6  # nothing recovered from under the service
     assert not (tmp_path / "mail").exists() or not any((tmp_path / "mail" / "new").iterdir())
     service_view.close()
+
+
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    """Poll a condition the process should bring about; fail with its output if it dies or never does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the service exited before {what}: {proc.communicate()[1]}")
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}: {proc.communicate()[1]}")
+
+
+def test_an_edit_while_running_sends_the_update_by_itself(config_copy, tmp_path):
+    import email
+    from email import policy
+
+    maildir = tmp_path / "mail"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLOGRAM_")}
+    env.update(CYCLOGRAM_CONFIG=str(config_copy), CYCLOGRAM_STATE=str(tmp_path / "var"),
+               CYCLOGRAM_MAILDIR=str(maildir), PYTHONUNBUFFERED="1")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "cli.py", "--now", "2020-09-11T10:30+03:00", "run", "--port", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def delivered() -> list[email.message.EmailMessage]:
+        new = maildir / "new"
+        files = sorted(new.iterdir()) if new.is_dir() else []
+        return [email.message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+
+    try:
+        _wait_for(lambda: len(delivered()) == 6, proc, "the invitation caught up after downtime")
+        seed = config_copy / "meetings" / "2020-09-25-heads.yaml"
+        text = seed.read_text(encoding="utf-8")
+        seed.write_text(text.replace("Б. Октябрьская, д.44/60", "ул. Советская, д.1"), encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: len(delivered()) == 12, proc, "the update after the edit")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    kinds = Counter(m["X-Cyclogram-Kind"] for m in delivered())
+    assert kinds == {"invitation": 6, "update": 6}
+    update = next(m for m in delivered() if m["X-Cyclogram-Kind"] == "update")
+    body = update.get_body(("plain",)).get_content()
+    assert "Б. Октябрьская, д.44/60" in body and "ул. Советская, д.1" in body
+    assert "action=update" in err
