@@ -180,7 +180,8 @@ class Bench:
             r = run(self.send_cmd(), env, timeout=3600)
             fig.commands.append(shown(r.cmd, env))
             if r.rc != 0:
-                fig.notes.append(f"exit {r.rc}: {r.err.strip()[-300:]}")
+                fig.missing = f"send failed, exit {r.rc}: {r.err.strip()[-300:]}"
+                return
             fig.value = n / r.wall
             fig.notes.append(
                 f"{r.wall:.1f} s wall, peak RSS {r.maxrss_mb:.0f} MB, average message {size:,} bytes"
