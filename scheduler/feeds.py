@@ -17,6 +17,8 @@ from .calendar import CalendarItem, calendar_items, event_states, wrap_calendar
 from .model import Project
 
 if TYPE_CHECKING:
+    from icalendar.cal.component import Component
+
     from .state import EventState, StateStore
 
 __all__ = ["CANCELLED_KEPT", "Feed", "build_feeds", "current_feeds", "write_feeds"]
@@ -76,6 +78,7 @@ def _feed(
     items: Iterable[CalendarItem],
     language: str,
     states: dict[str, EventState],
+    serialised: dict[int, bytes],
 ) -> Feed:
     chosen = list(items)
     cal = wrap_calendar(
@@ -86,8 +89,23 @@ def _feed(
         description=project.settings.name,
         language=language,
     )
+    # Most items sit in hundreds of feeds (everything for everyone is in every school's): serialise each
+    # once and splice its bytes in, instead of folding the same lines again for every feed.
+    cal.subcomponents = [c for c in cal.subcomponents if c.name == "VTIMEZONE"]
+    shell = cal.to_ical()
+    end = shell.rindex(b"END:VCALENDAR")
+    body = b"".join(_component_bytes(i.component, serialised) for i in chosen)
     modified = max((states[i.uid].last_modified for i in chosen), default=_EPOCH).astimezone(UTC)
-    return Feed(path, kind, ident, name, public, cal.to_ical(), modified.replace(microsecond=0))
+    return Feed(
+        path, kind, ident, name, public, shell[:end] + body + shell[end:], modified.replace(microsecond=0)
+    )
+
+
+def _component_bytes(component: Component, serialised: dict[int, bytes]) -> bytes:
+    key = id(component)
+    if key not in serialised:
+        serialised[key] = component.to_ical()
+    return serialised[key]
 
 
 def build_feeds(
@@ -110,6 +128,7 @@ def build_feeds(
     lang = settings.language
     names = _NAMES[lang]
     out: dict[str, Feed] = {}
+    serialised: dict[int, bytes] = {}  # component bytes, shared by every feed that holds it
 
     def add(feed: Feed) -> None:
         out[feed.path] = feed
@@ -127,6 +146,7 @@ def build_feeds(
             (i for i in items(lang) if i.audience.all),
             lang,
             states,
+            serialised,
         )
     )
     for school in project.schools:
@@ -145,6 +165,7 @@ def build_feeds(
                 (i for i in items(sl) if wanted(i)),
                 sl,
                 states,
+                serialised,
             )
         )
     for team in project.teams:
@@ -159,6 +180,7 @@ def build_feeds(
                 (i for i in items(lang) if project.reaches_team(i.audience, team)),
                 lang,
                 states,
+                serialised,
             )
         )
     for meeting in project.meetings:
@@ -173,6 +195,7 @@ def build_feeds(
                 (i for i in items(lang) if i.kind == "meeting" and i.item_id == meeting.id),
                 lang,
                 states,
+                serialised,
             )
         )
     return out
