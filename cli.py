@@ -553,8 +553,9 @@ def outbox_retry(obj: Context) -> None:
 def smtp_test(obj: Context, to: str) -> None:
     """Send one test message through the configured transport and print the server's reply."""
     import asyncio
+    import html
 
-    from scheduler.messages import POLICY, Rendered, build_message
+    from scheduler.messages import Rendered, build_message
     from scheduler.model import Recipient
 
     project = obj.load().project
@@ -564,7 +565,9 @@ def smtp_test(obj: Context, to: str) -> None:
         raise CyclogramError(f"{to!r} is not a valid address: {exc}") from None
     now = obj.clock.now()
     text = f"{project.settings.title}: SMTP test from cyclogram at {now.isoformat(timespec='seconds')}.\n"
-    rendered = Rendered(subject=f"{project.settings.title}: SMTP test", text=text, html=f"<p>{text}</p>")
+    rendered = Rendered(
+        subject=f"{project.settings.title}: SMTP test", text=text, html=f"<p>{html.escape(text)}</p>"
+    )
     msg = build_message(
         project, recipient, rendered, kind="smtp-test", mailing=f"smtp-test/{now.isoformat()}",
         revision=0, date=now,
@@ -574,8 +577,7 @@ def smtp_test(obj: Context, to: str) -> None:
     async def run() -> str:
         conn = await transport.connect()
         try:
-            data = msg.as_bytes(policy=POLICY)
-            return await conn.send(project.settings.organizer.email, to, data, "smtp-test")
+            return await conn.send(project.settings.organizer.email, to, msg, "smtp-test")
         finally:
             await conn.close()
 

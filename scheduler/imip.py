@@ -6,12 +6,13 @@ from datetime import datetime
 
 import jinja2
 from icalendar import vCalAddress
+from icalendar.parser import Contentline
 
 from .calendar import meeting_event, wrap_calendar
 from .model import Meeting, MeetingStatus, Project, Recipient
 from .state import EventState
 
-__all__ = ["METHODS", "imip_calendar"]
+__all__ = ["METHODS", "address_to", "imip_calendar", "imip_template"]
 
 METHODS = ("REQUEST", "CANCEL")
 
@@ -31,11 +32,45 @@ def imip_calendar(
     The event itself comes from the feeds' builder, so a head who both subscribes and accepts the
     invitation sees one event, updated in place by whichever copy is newer.
     """
+    template = imip_template(
+        project, meeting, method=method, state=state, now=now, language=recipient.language, env=env
+    )
+    return address_to(template, recipient, method)
+
+
+def imip_template(
+    project: Project,
+    meeting: Meeting,
+    *,
+    method: str,
+    state: EventState,
+    now: datetime,
+    language: str,
+    env: jinja2.Environment | None = None,
+) -> bytes:
+    """The calendar of one mailing in one language, before it is addressed (see `address_to`)."""
     if method not in METHODS:
         raise ValueError(f"unsupported iTIP method {method!r}")
     if method == "CANCEL" and meeting.status != MeetingStatus.cancelled:
         raise ValueError("a CANCEL needs the meeting marked cancelled (its STATUS must say so)")
-    event = meeting_event(project, meeting, state, now, recipient.language, env=env)
+    event = meeting_event(project, meeting, state, now, language, env=env)
+    cal = wrap_calendar(
+        project,
+        [event],
+        method=method,
+        name=project.settings.title,
+        description=None,
+        language=language,
+    )
+    return cal.to_ical()
+
+
+def address_to(template: bytes, recipient: Recipient, method: str) -> bytes:
+    """The template with `recipient` as its one ATTENDEE.
+
+    Only this line differs between the copies of a mailing, so a mailing to a thousand heads builds
+    and folds the calendar once per language, not once per head.
+    """
     attendee = vCalAddress(f"mailto:{recipient.email}")
     attendee.params["CN"] = recipient.name
     attendee.params["CUTYPE"] = "INDIVIDUAL"
@@ -43,13 +78,6 @@ def imip_calendar(
     attendee.params["PARTSTAT"] = "NEEDS-ACTION"
     # RFC 5546: a CANCEL expects no reply, so only a REQUEST asks for one.
     attendee.params["RSVP"] = "TRUE" if method == "REQUEST" else "FALSE"
-    event.add("ATTENDEE", attendee)
-    cal = wrap_calendar(
-        project,
-        [event],
-        method=method,
-        name=project.settings.title,
-        description=None,
-        language=recipient.language,
-    )
-    return cal.to_ical()
+    line = Contentline.from_parts("ATTENDEE", attendee.params, attendee).to_ical() + b"\r\n"
+    end = template.rindex(b"END:VEVENT\r\n")
+    return template[:end] + line + template[end:]

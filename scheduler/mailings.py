@@ -10,7 +10,7 @@ from typing import Any
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
 from .errors import CyclogramError, UnknownTargetError
-from .messages import IMIP_METHODS, POLICY, build_message, mail_context, render_templates
+from .messages import IMIP_METHODS, build_message, mail_context, render_templates
 from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
 from .state import NewMessage, StateStore
@@ -207,8 +207,11 @@ def compose(
             assert m is not None
             uid = uid_for(project, "meeting", m.id)
             state = store.event_state(uid, meeting_fingerprint(project, m), now)
-        base = state.sequence if target.kind == "update" and state is not None else 0
+        # An update or a cancellation is news each time: its revision is the event's SEQUENCE, so a second
+        # move (or a cancel after an un-cancel) reaches everyone again, while a repeat of the same does not.
+        base = state.sequence if target.kind in ("update", "cancellation") and state is not None else 0
         rule = getattr(project.policy(m), target.kind)
+        templates: dict[str, bytes] = {}  # the calendar part per language, before it is addressed
         for r in recipients:
             revision = _revision(store, target.key, r.email, base, resend)
             context = mail_context(
@@ -218,9 +221,13 @@ def compose(
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
             calendar = None
             if method is not None and state is not None and m is not None:
-                from .imip import imip_calendar
+                from .imip import address_to, imip_template
 
-                calendar = imip_calendar(project, m, r, method=method, state=state, now=now, env=env)
+                if r.language not in templates:
+                    templates[r.language] = imip_template(
+                        project, m, method=method, state=state, now=now, language=r.language, env=env
+                    )
+                calendar = address_to(templates[r.language], r, method)
             msg = build_message(
                 project, r, rendered, kind=target.kind, mailing=target.key, revision=revision,
                 date=now, calendar=calendar, method=method,
@@ -233,7 +240,7 @@ def compose(
                     meeting=m.id if m else None,
                     recipient=r.email,
                     revision=revision,
-                    message=msg.as_bytes(policy=POLICY),
+                    message=msg,
                     sender=project.settings.organizer.email,
                 )
             )

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, time
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from . import mime
 from .changes import Change
 from .errors import CyclogramError, TemplateProblem
 from .i18n import format_day, format_month, format_span
@@ -35,7 +32,6 @@ from .templating import mail_template_names
 
 __all__ = [
     "IMIP_METHODS",
-    "POLICY",
     "HeaderInjectionError",
     "Rendered",
     "build_message",
@@ -49,66 +45,6 @@ __all__ = [
 
 # Kinds that carry a calendar object, and the iTIP method each one uses.
 IMIP_METHODS = {"invitation": "REQUEST", "agenda": "REQUEST", "update": "REQUEST", "cancellation": "CANCEL"}
-
-_UNSTRUCTURED = frozenset({"subject", "list-id", "comments"})
-_WORD_BYTES = 45  # UTF-8 bytes per encoded-word: 60 base64 characters, under RFC 2047's limit of 75
-
-
-def encode_words(text: str) -> str:
-    """RFC 2047 encoded-words for a non-ASCII header value, folded between words.
-
-    Every space travels inside an encoded-word: whitespace *between* encoded-words is ignored by
-    decoders, and CPython's own folder (3.11) puts a space there at some folds, so a long Russian
-    subject reached readers as "проекта«Развитие".
-    """
-    words, chunk = [], b""
-    for char in text:
-        encoded = char.encode("utf-8")
-        if chunk and len(chunk) + len(encoded) > _WORD_BYTES:
-            words.append(chunk)
-            chunk = b""
-        chunk += encoded
-    if chunk:
-        words.append(chunk)
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
-
-
-def _one_word(text: str) -> str:
-    return f"=?utf-8?b?{base64.b64encode(text.encode('utf-8')).decode('ascii')}?="
-
-
-_ADDRESS = frozenset({"from", "to", "cc", "reply-to", "sender"})
-
-
-class _MailPolicy(EmailPolicy):
-    """SMTP's policy, with every non-ASCII phrase (subject, display names, list name) encoded by
-    `encode_words` instead of CPython's folder."""
-
-    def fold(self, name: str, value: Any) -> str:
-        text, lname, nl = str(value), name.lower(), self.linesep
-        if text.isascii():
-            return super().fold(name, value)
-        if lname in _ADDRESS:
-            # A display name goes as one encoded-word, even past RFC 2047's 75 characters: decoders
-            # accept that, while some (Python's own) put a space between the words of a split name.
-            parts = [
-                f"{_one_word(a.display_name)} <{a.addr_spec}>" if not a.display_name.isascii() else str(a)
-                for a in value.addresses
-            ]
-            return f"{name}: {f',{nl} '.join(parts)}{nl}"
-        if lname == "list-id":
-            phrase, _, label = text.rpartition("<")
-            return f"{name}: {encode_words(phrase.strip())}{nl} <{label}{nl}"
-        if lname in _UNSTRUCTURED:
-            return f"{name}: {encode_words(text)}{nl}"
-        return super().fold(name, value)
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        return self.fold(name, value).encode("ascii", "surrogateescape")
-
-
-# CRLF line ends on the wire; the outbox stores exactly what SMTP sends.
-POLICY = _MailPolicy(linesep="\r\n")
 
 
 class HeaderInjectionError(CyclogramError):
@@ -383,46 +319,59 @@ def build_message(
     date: datetime,
     calendar: bytes | None = None,
     method: str | None = None,
-) -> EmailMessage:
+) -> bytes:
     """One message to one head (never Bcc), with headers that keep auto-replies and filters sane."""
     settings = project.settings
     organizer = settings.organizer
     check_header("From", organizer.name)
     check_header("To", recipient.name)
     check_header("Subject", rendered.subject)
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(display_name=organizer.name, addr_spec=organizer.email)
-    msg["To"] = Address(display_name=recipient.name, addr_spec=recipient.email)
-    if settings.reply_to:
-        msg["Reply-To"] = settings.reply_to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(date.astimezone(project.zone()))
-    msg["Message-ID"] = message_id_for(mailing, recipient.email, revision, _domain(organizer.email))
-    # RFC 3834: responders must not answer auto-generated mail; Exchange reads X-Auto-Response-Suppress,
-    # older vacation programs only Precedence. List-Id gives filters a stable handle for the project's mail.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    msg["Precedence"] = "bulk"
+    message_id = message_id_for(mailing, recipient.email, revision, _domain(organizer.email))
     host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
-    msg["List-Id"] = f"{check_header('List-Id', settings.title)} <cyclogram.{host}>"
-    msg["X-Cyclogram-Mailing"] = check_header("X-Cyclogram-Mailing", mailing)
-    msg["X-Cyclogram-Kind"] = kind
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    if calendar is not None:
-        if method not in ("REQUEST", "CANCEL"):
-            raise ValueError(f"unsupported iTIP method {method!r}")
-        # The iMIP layout that Google Calendar, Thunderbird and the CalConnect guide use:
-        #   multipart/mixed
-        #     multipart/alternative: text/plain, text/html, text/calendar; method=...  (last = preferred)
-        #     application/ics; name=invite.ics (attachment)
-        # Outlook only looks for iMIP data in the first child of multipart/mixed ([MS-OXCICAL] 2.2.168),
-        # Gmail and Apple Mail read the text/calendar alternative, and clients that ignore alternatives
-        # (some webmails, Thunderbird without Lightning) still offer the attached file for import.
-        # Added as bytes: a text part would have its CRLF line ends (RFC 5545 3.1) folded to LF.
-        msg.add_alternative(
-            calendar, maintype="text", subtype="calendar", params={"charset": "utf-8", "method": method}
-        )
-        msg.make_mixed()
-        msg.add_attachment(calendar, maintype="application", subtype="ics", filename="invite.ics")
-    return msg
+    list_name = check_header("List-Id", settings.title)
+    head = [
+        f"From: {mime.address(organizer.name, organizer.email)}\r\n".encode("ascii"),
+        f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode("ascii"),
+        f"Reply-To: {settings.reply_to}\r\n".encode("ascii") if settings.reply_to else b"",
+        mime.header("Subject", rendered.subject),
+        f"Date: {format_datetime(date.astimezone(project.zone()))}\r\n".encode("ascii"),
+        f"Message-ID: {message_id}\r\n".encode("ascii"),
+        # RFC 3834: responders must not answer auto-generated mail; Exchange reads X-Auto-Response-Suppress,
+        # older vacation programs only Precedence. List-Id gives filters a stable handle for the project's mail.
+        b"Auto-Submitted: auto-generated\r\n",
+        b"X-Auto-Response-Suppress: OOF, AutoReply\r\n",
+        b"Precedence: bulk\r\n",
+        mime.header("List-Id", list_name).removesuffix(b"\r\n")
+        + f"\r\n <cyclogram.{host}>\r\n".encode("ascii"),
+        f"X-Cyclogram-Mailing: {check_header('X-Cyclogram-Mailing', mailing)}\r\n".encode(),
+        f"X-Cyclogram-Kind: {kind}\r\n".encode("ascii"),
+        b"MIME-Version: 1.0\r\n",
+    ]
+    alternatives = [
+        mime.part(
+            'text/plain; charset="utf-8"', rendered.text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        ),
+        mime.part(
+            'text/html; charset="utf-8"', rendered.html.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        ),
+    ]
+    if calendar is None:
+        body = mime.multipart("alternative", alternatives, message_id)
+        return b"".join(head) + body.data
+    if method not in ("REQUEST", "CANCEL"):
+        raise ValueError(f"unsupported iTIP method {method!r}")
+    # The iMIP layout that Google Calendar, Thunderbird and the CalConnect guide use:
+    #   multipart/mixed
+    #     multipart/alternative: text/plain, text/html, text/calendar; method=...  (last = preferred)
+    #     application/ics; name=invite.ics (attachment)
+    # Outlook only looks for iMIP data in the first child of multipart/mixed ([MS-OXCICAL] 2.2.168),
+    # Gmail and Apple Mail read the text/calendar alternative, and clients that ignore alternatives
+    # (some webmails, Thunderbird without Lightning) still offer the attached file for import.
+    alternatives.append(mime.part(f'text/calendar; charset="utf-8"; method={method}', calendar))
+    attachment = mime.part(
+        'application/ics; name="invite.ics"', calendar, disposition='attachment; filename="invite.ics"'
+    )
+    body = mime.multipart(
+        "mixed", [mime.multipart("alternative", alternatives, message_id), attachment], message_id
+    )
+    return b"".join(head) + body.data
