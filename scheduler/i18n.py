@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date, format_time
 
 __all__ = ["LANGUAGES", "format_day", "format_month", "format_span", "install_filters", "zone_label"]
@@ -45,8 +47,10 @@ _RUSSIAN_ZONES = {
 }
 
 
-def _locale(language: str) -> str:
-    return language if language in LANGUAGES else "ru"
+@cache
+def _locale(language: str) -> Locale:
+    """Parsed once: Babel would otherwise parse the locale name again for every date it writes."""
+    return Locale.parse(language if language in LANGUAGES else "ru")
 
 
 def zone_label(moment: datetime, language: str) -> str:

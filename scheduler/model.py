@@ -520,24 +520,30 @@ class Project(_Model):
     meetings: list[Meeting] = []
     events: list[KeyEvent] = []
 
-    # -- lookups ---------------------------------------------------------------------------------------
+    # -- lookups (by id; built once, since a mailing to thousands of schools looks each one up) --------
+    @property
+    def _by_id(self) -> dict[str, dict[str, Any]]:
+        # Kept beside the fields and checked against the lists it indexes, so a model_copy with new
+        # meetings (or schools) never answers from the old ones.
+        key = (id(self.schools), id(self.teams), id(self.meetings))
+        cached = self.__dict__.get("_index")
+        if cached is None or cached[0] != key:
+            index = {
+                "school": {s.id: s for s in self.schools},
+                "team": {t.id: t for t in self.teams},
+                "meeting": {m.id: m for m in self.meetings},
+            }
+            cached = self.__dict__["_index"] = (key, index)
+        return cached[1]
+
     def school(self, school_id: str) -> School:
-        for s in self.schools:
-            if s.id == school_id:
-                return s
-        raise KeyError(school_id)
+        return self._by_id["school"][school_id]
 
     def team(self, team_id: str) -> Team:
-        for t in self.teams:
-            if t.id == team_id:
-                return t
-        raise KeyError(team_id)
+        return self._by_id["team"][team_id]
 
     def meeting(self, meeting_id: str) -> Meeting:
-        for m in self.meetings:
-            if m.id == meeting_id:
-                return m
-        raise KeyError(meeting_id)
+        return self._by_id["meeting"][meeting_id]
 
     def zone(self, item: Meeting | KeyEvent | None = None) -> ZoneInfo:
         name = getattr(item, "timezone", None) or self.settings.timezone
@@ -552,11 +558,11 @@ class Project(_Model):
             return ""
         names = []
         if responsible.school:
-            names.append(
-                next((s.title for s in self.schools if s.id == responsible.school), responsible.school)
-            )
+            school = self._by_id["school"].get(responsible.school)
+            names.append(school.title if school else responsible.school)
         if responsible.team:
-            names.append(next((t.name for t in self.teams if t.id == responsible.team), responsible.team))
+            team = self._by_id["team"].get(responsible.team)
+            names.append(team.name if team else responsible.team)
         if responsible.person:
             names.append(responsible.person)
         return ", ".join(names)
@@ -598,7 +604,12 @@ class Project(_Model):
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(Recipient(school=school.id, name=person.name, email=person.email, language=lang))
+                # Built from values the model validated already: no second round of address checks.
+                out.append(
+                    Recipient.model_construct(
+                        school=school.id, name=person.name, email=person.email, language=lang
+                    )
+                )
         return out
 
     def all_events(self) -> list[KeyEvent]:
