@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ class Feed:
     data: bytes
     last_modified: datetime  # the newest LAST-MODIFIED in it: stable while the content is
 
-    @property
+    @cached_property  # asked on every request, conditional ones included: hash the bytes once
     def etag(self) -> str:
         return hashlib.sha256(self.data).hexdigest()[:32]
 

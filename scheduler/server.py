@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,10 @@ class Published:
     index: bytes
     built: datetime
     gzipped: dict[str, bytes] = field(default_factory=dict)
+
+    @cached_property
+    def index_tag(self) -> str:
+        return hashlib.sha256(self.index).hexdigest()[:32]
 
 
 # -- the index page ----------------------------------------------------------------------------------------
@@ -233,8 +238,9 @@ def make_app(source: Callable[[], Published | None]) -> web.Application:
         if pub is None:
             return web.Response(status=503, text="starting\n")
         if path in ("/", "/index.html"):
-            tag = hashlib.sha256(pub.index).hexdigest()[:32]
-            return _serve_bytes(request, pub.index, None, "text/html; charset=utf-8", tag, pub.built)
+            return _serve_bytes(
+                request, pub.index, None, "text/html; charset=utf-8", pub.index_tag, pub.built
+            )
         feed = _resolve(pub, path.lstrip("/"))
         if feed is None:
             return _not_found()
