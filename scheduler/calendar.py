@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -422,9 +422,25 @@ def calendar_items(
 # -- the calendar ------------------------------------------------------------------------------------------
 
 
-def _tz_spans(components: Sequence[Component]) -> dict[str, tuple[datetime, datetime]]:
-    """Per TZID, the earliest and latest local moments the components use."""
-    spans: dict[str, tuple[datetime, datetime]] = {}
+Spans = dict[str, tuple[datetime, datetime]]
+
+
+def _tz_spans(components: Sequence[Component], cache: dict[int, Spans] | None = None) -> Spans:
+    """Per TZID, the earliest and latest local moments the components use.
+
+    `cache` keeps each component's own spans, for a caller that wraps the same components many times.
+    """
+    if cache is not None:
+        merged: Spans = {}
+        for comp in components:
+            key = id(comp)
+            if key not in cache:
+                cache[key] = _tz_spans([comp])
+            for tzid, (lo, hi) in cache[key].items():
+                old = merged.get(tzid)
+                merged[tzid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+        return merged
+    spans: Spans = {}
 
     def note(value: Any) -> None:
         moments = value if isinstance(value, list) else [value]
@@ -452,6 +468,47 @@ def _tz_spans(components: Sequence[Component]) -> dict[str, tuple[datetime, date
                     if isinstance(last, datetime):
                         note(last.astimezone(start.dt.tzinfo))
     return spans
+
+
+@dataclass
+class SerialCache:
+    """Serialised pieces shared by the feeds of one build: most items sit in hundreds of feeds (what is
+    for everyone is in every school's), so each is folded into bytes once, not once per feed."""
+
+    components: dict[int, bytes] = field(default_factory=dict)
+    spans: dict[int, Spans] = field(default_factory=dict)
+    zones: dict[tuple[str, datetime, datetime], bytes] = field(default_factory=dict)
+
+    def component(self, comp: Component) -> bytes:
+        key = id(comp)
+        if key not in self.components:
+            self.components[key] = comp.to_ical()
+        return self.components[key]
+
+    def zone(self, tzid: str, lo: datetime, hi: datetime) -> bytes:
+        key = (tzid, lo, hi)
+        if key not in self.zones:
+            self.zones[key] = vtimezone(tzid, lo, hi).to_ical()
+        return self.zones[key]
+
+
+def feed_bytes(
+    project: Project,
+    components: Sequence[Component],
+    *,
+    name: str,
+    description: str | None,
+    language: str,
+    cache: SerialCache,
+) -> bytes:
+    """The same bytes as `wrap_calendar(..., method=None).to_ical()`, assembled from cached pieces."""
+    shell = wrap_calendar(project, [], method=None, name=name, description=description, language=language)
+    head = shell.to_ical()
+    end = head.rindex(b"END:VCALENDAR")
+    zones = [
+        cache.zone(tzid, lo, hi) for tzid, (lo, hi) in sorted(_tz_spans(components, cache.spans).items())
+    ]
+    return b"".join([head[:end], *zones, *(cache.component(c) for c in components), head[end:]])
 
 
 def wrap_calendar(

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from .calendar import CalendarItem, calendar_items, event_states, wrap_calendar
+from .calendar import CalendarItem, SerialCache, calendar_items, event_states, feed_bytes
 from .model import Project
 
 if TYPE_CHECKING:
-    from icalendar.cal.component import Component
-
     from .state import EventState, StateStore
 
 __all__ = ["CANCELLED_KEPT", "Feed", "build_feeds", "current_feeds", "write_feeds"]
@@ -79,34 +77,19 @@ def _feed(
     items: Iterable[CalendarItem],
     language: str,
     states: dict[str, EventState],
-    serialised: dict[int, bytes],
+    cache: SerialCache,
 ) -> Feed:
     chosen = list(items)
-    cal = wrap_calendar(
+    data = feed_bytes(
         project,
         [i.component for i in chosen],
-        method=None,
         name=name,
         description=project.settings.name,
         language=language,
+        cache=cache,
     )
-    # Most items sit in hundreds of feeds (everything for everyone is in every school's): serialise each
-    # once and splice its bytes in, instead of folding the same lines again for every feed.
-    cal.subcomponents = [c for c in cal.subcomponents if c.name == "VTIMEZONE"]
-    shell = cal.to_ical()
-    end = shell.rindex(b"END:VCALENDAR")
-    body = b"".join(_component_bytes(i.component, serialised) for i in chosen)
     modified = max((states[i.uid].last_modified for i in chosen), default=_EPOCH).astimezone(UTC)
-    return Feed(
-        path, kind, ident, name, public, shell[:end] + body + shell[end:], modified.replace(microsecond=0)
-    )
-
-
-def _component_bytes(component: Component, serialised: dict[int, bytes]) -> bytes:
-    key = id(component)
-    if key not in serialised:
-        serialised[key] = component.to_ical()
-    return serialised[key]
+    return Feed(path, kind, ident, name, public, data, modified.replace(microsecond=0))
 
 
 def build_feeds(
@@ -129,7 +112,7 @@ def build_feeds(
     lang = settings.language
     names = _NAMES[lang]
     out: dict[str, Feed] = {}
-    serialised: dict[int, bytes] = {}  # component bytes, shared by every feed that holds it
+    cache = SerialCache()  # each item's bytes, shared by every feed that holds it
 
     def add(feed: Feed) -> None:
         out[feed.path] = feed
@@ -147,14 +130,22 @@ def build_feeds(
             (i for i in items(lang) if i.audience.all),
             lang,
             states,
-            serialised,
+            cache,
         )
     )
+    reach: dict[int, frozenset[str]] = {}  # audience -> the school ids it reaches, worked out once
+
+    def reaches(item: CalendarItem, school_id: str) -> bool:
+        if item.audience.all:
+            return True
+        key = id(item.audience)
+        if key not in reach:
+            reach[key] = frozenset(s.id for s in project.audience_schools(item.audience))
+        return school_id in reach[key]
+
     for school in project.schools:
         sl = project.language_of(school)
-        wanted: Callable[[CalendarItem], bool] = lambda i, s=school.id: any(  # noqa: E731
-            x.id == s for x in project.audience_schools(i.audience)
-        )
+        wanted: Callable[[CalendarItem], bool] = lambda i, s=school.id: reaches(i, s)  # noqa: E731
         add(
             _feed(
                 project,
@@ -166,7 +157,7 @@ def build_feeds(
                 (i for i in items(sl) if wanted(i)),
                 sl,
                 states,
-                serialised,
+                cache,
             )
         )
     for team in project.teams:
@@ -181,7 +172,7 @@ def build_feeds(
                 (i for i in items(lang) if project.reaches_team(i.audience, team)),
                 lang,
                 states,
-                serialised,
+                cache,
             )
         )
     for meeting in project.meetings:
@@ -196,7 +187,7 @@ def build_feeds(
                 (i for i in items(lang) if i.kind == "meeting" and i.item_id == meeting.id),
                 lang,
                 states,
-                serialised,
+                cache,
             )
         )
     return out
