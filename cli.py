@@ -655,7 +655,9 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
     if maildir is not None:
         shutil.rmtree(maildir, ignore_errors=True)
     transport = transport_from_env(os.environ, target)
-    where = f"the Maildir {target}" if isinstance(transport, MaildirTransport) else "the SMTP server"
+    if isinstance(transport, MaildirTransport):
+        transport = MaildirTransport(transport.path, durable=False)  # a rehearsal's scratch copy: no fsyncs
+    where = f"the Maildir {transport.path}" if isinstance(transport, MaildirTransport) else "the SMTP server"
     result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
     if as_json:
         click.echo(

@@ -595,6 +595,14 @@ class Project(_Model):
 
     def recipients(self, audience: Audience) -> list[Recipient]:
         """One entry per mailbox, each address once even if it serves several schools."""
+        # The plan asks this for every mailing of the year, again at every step of a rehearsal.
+        key = (audience.all, tuple(audience.teams), tuple(audience.schools))
+        known = self._by_id.setdefault("recipients", {})
+        if key not in known:
+            known[key] = self._recipients(audience)
+        return list(known[key])
+
+    def _recipients(self, audience: Audience) -> list[Recipient]:
         seen: set[str] = set()
         out: list[Recipient] = []
         for school in self.audience_schools(audience):

@@ -198,13 +198,25 @@ class MaildirTransport:
 
     _counter = 0
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True):
         self.path = Path(path)
         self.description = f"Maildir {self.path}"
+        self.durable = durable  # fsync each message; a rehearsal into a scratch Maildir need not
+        self._tags: dict[str, str] | None = None  # outbox tag -> file name, read from disk once
 
     def _ensure(self) -> None:
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
+        if self._tags is None:
+            # One scan per run, not one per message: a year of mail is thousands of files. Only this
+            # process delivers from the outbox meanwhile (the store's delivery lease), so it stays true.
+            tags: dict[str, str] = {}
+            for sub in ("new", "cur"):
+                for p in (self.path / sub).iterdir():
+                    tag = p.name.partition("Q")[2].partition(".")[0]
+                    if tag:
+                        tags[tag] = f"{sub}/{p.name}"
+            self._tags = tags
 
     async def connect(self) -> Connection:
         await asyncio.to_thread(self._ensure)
@@ -215,12 +227,10 @@ class MaildirTransport:
         return hashlib.sha256(key.encode()).hexdigest()[:20]
 
     def delivered(self, key: str) -> Path | None:
-        mark = f"Q{self.tag(key)}."
-        for sub in ("new", "cur"):
-            for p in (self.path / sub).iterdir():
-                if mark in p.name:
-                    return p
-        return None
+        self._ensure()
+        assert self._tags is not None
+        found = self._tags.get(self.tag(key))
+        return self.path / found if found else None
 
     def _write(self, message: bytes, key: str) -> str:
         found = self.delivered(key)
@@ -237,10 +247,13 @@ class MaildirTransport:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if self.durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, new)
+        assert self._tags is not None
+        self._tags[self.tag(key)] = f"new/{name}"
         return f"delivered to {new}"
 
     async def send(self, sender: str, recipient: str, message: bytes, key: str) -> str:

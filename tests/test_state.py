@@ -103,3 +103,25 @@ def test_one_deliverer_at_a_time(tmp_path):
         assert theirs  # released when the holder is done
     first.close()
     second.close()
+
+
+def test_a_version_1_store_is_migrated_with_its_queue(tmp_path):
+    import sqlite3
+
+    from scheduler.state import _SCHEMA
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA[0] + "PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO outbox (id, mailing, kind, meeting, recipient, revision, status, attempts, created, "
+        "updated, next_attempt, message, sender) VALUES ('m|a@x|0', 'm', 'invitation', 'm', 'a@x', 0, "
+        "'queued', 0, ?, ?, ?, ?, 'o@x')",
+        (T0.isoformat(), T0.isoformat(), T0.isoformat(), b"Subject: kept\r\n\r\nbody"),
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    (row,) = store.claim(T0, 5)
+    assert row.message == b"Subject: kept\r\n\r\nbody" and row.recipient == "a@x"
+    store.close()
