@@ -386,7 +386,26 @@ def _env_int(name: str, default: int | None) -> int | None:
         raise CyclogramError(f"{name} must be a whole number, not {value!r}") from None
 
 
-def _run_delivery(obj: Context, transport: Any, total: int) -> Any:
+def _delivery_options() -> dict[str, Any]:
+    """How the outbox delivers, from the environment; a zero or negative value is refused, not mended."""
+    from datetime import timedelta
+
+    options: dict[str, Any] = {}
+    for name, key, default in (
+        ("CYCLOGRAM_SMTP_CONCURRENCY", "concurrency", 4),
+        ("CYCLOGRAM_SMTP_RATE", "rate_per_minute", None),
+        ("CYCLOGRAM_SMTP_MAX_ATTEMPTS", "max_attempts", 6),
+        ("CYCLOGRAM_SMTP_RETRY_SECONDS", "backoff", 15),
+    ):
+        value = _env_int(name, default)
+        if value is not None and value <= 0:
+            raise CyclogramError(f"{name} must be a positive whole number, not {value}")
+        options[key] = value
+    options["backoff"] = timedelta(seconds=options["backoff"])
+    return options
+
+
+def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, Any]) -> Any:
     """Deliver the outbox with a progress bar on a terminal; returns the DeliveryReport.
 
     When the service is running it holds the outbox: the rows just queued are its to send, and
@@ -396,10 +415,7 @@ def _run_delivery(obj: Context, transport: Any, total: int) -> Any:
 
     from scheduler.delivery import DeliveryBusyError, DeliveryReport, deliver
 
-    kwargs: dict[str, Any] = {
-        "concurrency": _env_int("CYCLOGRAM_SMTP_CONCURRENCY", 4) or 4,
-        "rate_per_minute": _env_int("CYCLOGRAM_SMTP_RATE", None),
-    }
+    kwargs = dict(options)
     try:
         if sys.stdout.isatty() and total:
             with click.progressbar(length=total, label="Sending") as bar:
@@ -451,11 +467,12 @@ def send(
             click.echo(f"  {'new ' if m in new else 'skip'}  {m.recipient}  ({m.id})")
         return
     transport = _mail_transport(obj)
+    options = _delivery_options()  # refused before anything is queued
     if new and not yes:
         click.confirm(f"Send {len(new)} message(s) via {transport.description}?", abort=True, err=True)
     queue(store, loaded, messages, now=now, complete=only is None)
     queued = store.outbox_counts().get("queued", 0)
-    report = _run_delivery(obj, transport, queued)
+    report = _run_delivery(obj, transport, queued, options)
     click.echo(
         f"sent {report.sent}, failed {report.failed}, skipped {skipped}"
         + (f", still queued {report.pending}" if report.pending else "")
@@ -533,13 +550,14 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
 @with_context
 def outbox_retry(obj: Context) -> None:
     """Queue every failed message again and deliver the outbox."""
+    options = _delivery_options()
     store = obj.store()
     n = store.requeue_failed(obj.clock.now())
     click.echo(f"{n} failed message(s) queued again.")
     queued = store.outbox_counts().get("queued", 0)
     if not queued:
         return
-    report = _run_delivery(obj, _mail_transport(obj), queued)
+    report = _run_delivery(obj, _mail_transport(obj), queued, options)
     click.echo(f"sent {report.sent}, failed {report.failed}")
     for _, recipient, reason in report.failures:
         click.echo(f"  failed: {recipient}: {reason}", err=True)
@@ -619,8 +637,7 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
     runner = Runner(
         config_dir=obj.config_path, store=obj.store(), clock=_mail_clock(obj), transport=transport,
         server=server, host=host, port=port, echo=click.echo,
-        concurrency=_env_int("CYCLOGRAM_SMTP_CONCURRENCY", 4) or 4,
-        rate_per_minute=_env_int("CYCLOGRAM_SMTP_RATE", None),
+        delivery=_delivery_options(),
     )  # fmt: skip
     asyncio.run(runner.run())
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,7 @@ class Runner:
     port: int = 8080
     echo: Callable[[str], None] = print
     watch: bool = True
-    concurrency: int = 4
-    rate_per_minute: int | None = None
+    delivery: dict[str, Any] = field(default_factory=dict)  # deliver()'s options: concurrency, rate...
 
     def __post_init__(self) -> None:
         self.service = Service(self.config_dir, self.store, self.clock)
@@ -130,8 +129,7 @@ class Runner:
         """The outbox worker: delivers what is queued (retries included) until told to stop."""
         try:
             report = await deliver(
-                self.store, self.transport, self.clock, stop=self.stop,
-                concurrency=self.concurrency, rate_per_minute=self.rate_per_minute,
+                self.store, self.transport, self.clock, stop=self.stop, **self.delivery,
                 progress=lambda row, outcome, detail: log.info(
                     "action=%s mailing=%s to=%s%s", outcome, row.mailing, row.recipient,
                     f" reply={detail!r}" if outcome != "sent" else "",

@@ -137,3 +137,24 @@ def test_an_edit_while_running_sends_the_update_by_itself(config_copy, tmp_path)
     body = update.get_body(("plain",)).get_content()
     assert "Б. Октябрьская, д.44/60" in body and "ул. Советская, д.1" in body
     assert "action=update" in err
+
+
+def test_a_zero_concurrency_is_refused_not_mended(config_copy, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+
+    result = CliRunner().invoke(
+        cli.main,
+        ["--config", str(config_copy), "--state", str(tmp_path / "var"), "--now", "2020-09-11T10:00+03:00",
+         "send", "invitation", "heads-2020-09", "--yes"],
+        env={"CYCLOGRAM_SMTP_CONCURRENCY": "0", "CYCLOGRAM_MAILDIR": str(tmp_path / "mail")},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "CYCLOGRAM_SMTP_CONCURRENCY must be a positive whole number" in result.output
+    assert "Traceback" not in result.output
+    from scheduler.state import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "var" / "state.db")
+    assert store.outbox_counts()["queued"] == 0  # refused before anything was queued
+    store.close()
