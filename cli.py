@@ -447,30 +447,40 @@ def send(
 ) -> None:
     """Send a mailing (invitation, agenda, reminder, update, cancellation, summary, action_reminder,
     event_reminder) about MEETING (a key event id for event_reminder). Sending again sends nothing new."""
-    from scheduler.mailings import compose, queue
+    from scheduler.mailings import compose, count_recipients, iter_compose, queue
 
     loaded = obj.load()
     store = obj.store()
     now = obj.clock.now()
-    messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
-    new = [m for m in messages if store.has(m.id) is None]
-    skipped = len(messages) - len(new)
-    if not messages:
-        click.echo(f"{kind} {meeting}: nothing to send (nothing changed since the schools were last told).")
-        return
-    click.echo(
-        f"{kind} {meeting}: {len(messages)} recipient(s), {len(new)} to send, "
-        f"{skipped} already sent or queued."
-    )
+    total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only)
     if dry_run:
+        messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
+        new = [m for m in messages if store.has(m.id) is None]
+        click.echo(
+            f"{kind} {meeting}: {len(messages)} recipient(s), {len(new)} to send, nothing sent (dry run)."
+        )
         for m in messages:
             click.echo(f"  {'new ' if m in new else 'skip'}  {m.recipient}  ({m.id})")
         return
     transport = _mail_transport(obj)
     options = _delivery_options()  # refused before anything is queued
-    if new and not yes:
-        click.confirm(f"Send {len(new)} message(s) via {transport.description}?", abort=True, err=True)
-    queue(store, loaded, messages, now=now, complete=only is None)
+    if total and not yes:
+        click.confirm(
+            f"Send {kind} {meeting} to {total} recipient(s) via {transport.description}? "
+            "(who already has it is skipped)",
+            abort=True,
+            err=True,
+        )
+    # Rendered and queued one by one, in one transaction: all or nothing, without holding every message.
+    messages = iter_compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
+    done = queue(store, loaded, messages, now=now, complete=only is None)
+    skipped = done.total - done.added
+    if not done.total:
+        click.echo(f"{kind} {meeting}: nothing to send (nothing changed since the schools were last told).")
+        return
+    click.echo(
+        f"{kind} {meeting}: {done.total} recipient(s), {done.added} to send, {skipped} already sent or queued."
+    )
     queued = store.outbox_counts().get("queued", 0)
     report = _run_delivery(obj, transport, queued, options)
     click.echo(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +18,13 @@ from .templating import make_environment
 
 __all__ = [
     "ANNOUNCING",
+    "Queued",
     "Target",
     "compose",
+    "count_recipients",
     "entries_for",
     "filter_recipients",
+    "iter_compose",
     "outbox_id",
     "queue",
     "resolve_meeting",
@@ -171,7 +174,40 @@ def compose(
     changes: list[Change] | None = None,
     resend: bool = False,
 ) -> list[NewMessage]:
-    """Render every message of one mailing (or of a plan entry), all or nothing.
+    """Every message of one mailing (or of a plan entry), rendered; see `iter_compose`."""
+    return list(
+        iter_compose(
+            loaded, kind, meeting=meeting, entry=entry, store=store, now=now, only=only, changes=changes,
+            resend=resend,
+        )
+    )  # fmt: skip
+
+
+def count_recipients(
+    loaded: LoadedConfig, kind: str, *, meeting: str, now: datetime, only: str | None = None
+) -> int:
+    """How many mailboxes a mailing reaches, without rendering anything (for a confirmation prompt)."""
+    _check_kind(kind)
+    project = loaded.project
+    return sum(
+        len(filter_recipients(project, _recipients(project, target), only))
+        for target in _targets(project, kind, meeting, None, now)
+    )
+
+
+def iter_compose(
+    loaded: LoadedConfig,
+    kind: str,
+    *,
+    meeting: str | None = None,
+    entry: PlanEntry | None = None,
+    store: StateStore,
+    now: datetime,
+    only: str | None = None,
+    changes: list[Change] | None = None,
+    resend: bool = False,
+) -> Iterator[NewMessage]:
+    """Render the messages of one mailing one by one; consumed by `queue`, all or nothing.
 
     Raises UnknownTargetError for a wrong kind, meeting or `only`, TemplateProblem for a template that
     fails, HeaderInjectionError for a value that would break a header; nothing is queued in those cases.
@@ -181,7 +217,6 @@ def compose(
     project = loaded.project
     env = make_environment(loaded.directory)
     feed_url = _feed_urls(loaded, store)
-    out: list[NewMessage] = []
     for target in _targets(project, entry.kind if entry else kind, meeting, entry, now):
         m = target.meeting
         if m is not None and target.kind in MEETING_KINDS:
@@ -232,7 +267,7 @@ def compose(
                 project, r, rendered, kind=target.kind, mailing=target.key, revision=revision,
                 date=now, calendar=calendar, method=method,
             )  # fmt: skip
-            out.append(
+            yield (
                 NewMessage(
                     id=outbox_id(target.key, r.email, revision),
                     mailing=target.key,
@@ -244,27 +279,48 @@ def compose(
                     sender=project.settings.organizer.email,
                 )
             )
-    return out
+
+
+@dataclass
+class Queued:
+    """What `queue` did: messages composed, how many were new to the outbox, and what they were about."""
+
+    total: int = 0
+    added: int = 0
+    meetings: set[str] = field(default_factory=set)  # meetings the messages announced
+    mailings: set[str] = field(default_factory=set)
 
 
 def queue(
     store: StateStore,
     loaded: LoadedConfig,
-    messages: Sequence[NewMessage],
+    messages: Iterable[NewMessage],
     *,
     now: datetime,
     complete: bool = True,
-) -> int:
-    """Put composed messages in the outbox (ones already there stay as they are); returns how many are new.
+) -> Queued:
+    """Put composed messages in the outbox, streaming: one transaction, so a failure half-way (a template
+    error at the 5,000th school) queues nothing, and only one message is held in memory at a time.
+    Messages already there stay as they are.
 
     Afterwards the meetings announced are recorded as the schools now know them (the base of the next
     `update`), and, when the mailing went to everyone (`complete`), the plan marks it sent.
     """
-    added = store.enqueue(messages, now)
+    done = Queued()
+
+    def noted(stream: Iterable[NewMessage]) -> Iterator[NewMessage]:
+        for m in stream:
+            done.total += 1
+            done.mailings.add(m.mailing)
+            if m.meeting and m.kind in ANNOUNCING:
+                done.meetings.add(m.meeting)
+            yield m
+
+    done.added = store.enqueue(noted(messages), now)
     project = loaded.project
-    for meeting_id in sorted({m.meeting for m in messages if m.meeting and m.kind in ANNOUNCING}):
+    for meeting_id in sorted(done.meetings):
         store.put_snapshot(meeting_id, meeting_snapshot(project, project.meeting(meeting_id)), now)
     if complete:
-        for key in sorted({m.mailing for m in messages}):
+        for key in sorted(done.mailings):
             store.mark_mailing(key, "sent", now)
-    return added
+    return done

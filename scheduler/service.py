@@ -13,7 +13,7 @@ from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
 from .errors import ConfigError
-from .mailings import compose, queue
+from .mailings import iter_compose, queue
 from .model import MeetingStatus, Project
 from .plan import PlanEntry, build_plan
 from .state import StateStore
@@ -119,12 +119,12 @@ class Service:
                     )
                 )
                 continue
-            messages = compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
-            added = queue(self.store, self.loaded, messages, now=now)
+            messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
+            queued = queue(self.store, self.loaded, messages, now=now)
             self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
-            detail = f"{added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
+            detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
             done.append(
-                self._record(now, "queued", entry.key, entry.kind, entry.meeting, len(messages), detail)
+                self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
             )
         return done
 
@@ -152,20 +152,13 @@ class Service:
             kind = "cancellation" if cancelled else "update"
             rule = getattr(self.project.policy(meeting), kind)
             if rule.enabled:
-                messages = compose(
+                messages = iter_compose(
                     self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
                 )
-                added = queue(self.store, self.loaded, messages, now=now, complete=False)
+                queued = queue(self.store, self.loaded, messages, now=now, complete=False)
+                detail = f"{queued.added} new; " + _describe(changes)
                 done.append(
-                    self._record(
-                        now,
-                        kind,
-                        f"{meeting.id}/{kind}",
-                        kind,
-                        meeting.id,
-                        len(messages),
-                        f"{added} new; " + _describe(changes),
-                    )
+                    self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
                 )
             self.store.put_snapshot(meeting.id, current, now)
         return done

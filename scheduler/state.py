@@ -178,7 +178,12 @@ class SQLiteStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        # Re-entrant: work done while an outer transaction is open (rendering a mailing records its
+        # calendar SEQUENCE while `enqueue` streams the messages in) commits or rolls back with it.
         with self._lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db

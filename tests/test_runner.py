@@ -158,3 +158,27 @@ def test_a_zero_concurrency_is_refused_not_mended(config_copy, tmp_path):
     store = SQLiteStore(tmp_path / "var" / "state.db")
     assert store.outbox_counts()["queued"] == 0  # refused before anything was queued
     store.close()
+
+
+def test_a_mailing_that_fails_half_way_queues_nothing(config_copy, tmp_path):
+    from click.testing import CliRunner
+
+    import cli
+    from scheduler.state import SQLiteStore
+
+    # Only the English-speaking school (the last recipient) hits the broken template.
+    broken = config_copy / "templates" / "mail" / "en"
+    broken.mkdir(parents=True)
+    (broken / "invitation.subject.txt").write_text("{{ meeting.titel }}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli.main,
+        ["--config", str(config_copy), "--state", str(tmp_path / "var"), "--now", "2020-09-11T10:00+03:00",
+         "send", "invitation", "heads-2020-09", "--yes"],
+        env={"CYCLOGRAM_MAILDIR": str(tmp_path / "mail")},
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "invitation.subject.txt:1" in result.output and "titel" in result.output
+    store = SQLiteStore(tmp_path / "var" / "state.db")
+    assert store.outbox() == []  # the five Russian messages rendered before it were not queued either
+    assert store.mailing_states() == {}
+    store.close()
