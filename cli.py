@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
@@ -98,7 +99,7 @@ def _parse_instant(value: str | None) -> datetime | None:
     default=None,
     help="Pretend it is this instant (ISO 8601 with offset), for rehearsals.",
 )
-@click.version_option(package_name="cyclogram", prog_name="cyclogram")
+@click.version_option(version=__version__, prog_name="cyclogram")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, state: Path | None, now: str | None) -> None:
     """Calendar feeds and templated mail for a network of schools working on a common project."""
@@ -721,4 +722,4 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog_name="cyclogram"))
