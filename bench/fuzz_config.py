@@ -207,9 +207,13 @@ def _text_mutation(rnd: random.Random, text: bytes) -> tuple[bytes, str]:
         cut = rnd.randint(1, max(1, len(lines) - 1))
         return b"".join(lines[:cut]) + b"  - {broken: [\n", "truncated mid-structure"
     if kind == "bracket":
-        return text.replace(
-            b"{", b"[", 1
-        ) if b"{" in text else b"key: [unclosed\n" + text, "unbalanced bracket"
+        # the first flow mapping outside a comment (a bracket changed inside a comment is still valid YAML)
+        lines = text.split(b"\n")
+        for i, line in enumerate(lines):
+            if b"{" in line and not line.lstrip().startswith(b"#"):
+                lines[i] = line.replace(b"{", b"[", 1)
+                return b"\n".join(lines), "unbalanced bracket"
+        return b"key: [unclosed\n" + text, "unbalanced bracket"
     if kind == "tab":
         return b"\tname: x\n" + text, "tab indentation"
     if kind == "latin1":
