@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from .clock import Clock
-from .delivery import deliver
+from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError
 from .service import Service
 from .state import StateStore
@@ -24,6 +24,8 @@ from .state import StateStore
 __all__ = ["Runner"]
 
 log = logging.getLogger("cyclogram.run")
+
+BUSY_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -54,9 +56,6 @@ class Runner:
         """Serve until SIGTERM/SIGINT; return the number of messages delivered."""
         self.service.load()
         project = self.service.project
-        recovered = self.store.recover(self.clock.now())
-        if recovered:
-            log.info("action=recover rows=%d (left in sending by an interrupted run)", recovered)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -127,21 +126,32 @@ class Runner:
 
     async def _deliver(self) -> None:
         """The outbox worker: delivers what is queued (retries included) until told to stop."""
-        try:
-            report = await deliver(
-                self.store, self.transport, self.clock, stop=self.stop, **self.delivery,
-                progress=lambda row, outcome, detail: log.info(
-                    "action=%s mailing=%s to=%s%s", outcome, row.mailing, row.recipient,
-                    f" reply={detail!r}" if outcome != "sent" else "",
-                ),
-            )  # fmt: skip
-        except CyclogramError as exc:  # e.g. a refused login: stop, keeping every row queued for the next run
-            log.error("action=outbox-stopped error=%r", str(exc))
-            self.error = exc
-            self.stop.set()
-            return
-        self.sent += report.sent
-        self.failed += report.failed
+        while not self.stop.is_set():
+            try:
+                report = await deliver(
+                    self.store, self.transport, self.clock, stop=self.stop, **self.delivery,
+                    progress=lambda row, outcome, detail: log.info(
+                        "action=%s mailing=%s to=%s%s", outcome, row.mailing, row.recipient,
+                        f" reply={detail!r}" if outcome != "sent" else "",
+                    ),
+                )  # fmt: skip
+            except DeliveryBusyError:
+                # A `send` from the command line holds the outbox; take it over when it is done.
+                log.info("action=outbox-wait reason='another process is delivering'")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=BUSY_RETRY_SECONDS)
+                continue
+            except (
+                CyclogramError
+            ) as exc:  # e.g. a refused login: stop, every row stays queued for the next run
+                log.error("action=outbox-stopped error=%r", str(exc))
+                self.error = exc
+                self.stop.set()
+                return
+            if report.recovered:
+                log.info("action=recover rows=%d (left in sending by an interrupted run)", report.recovered)
+            self.sent += report.sent
+            self.failed += report.failed
 
     def _schedule(self) -> None:
         """One APScheduler job per upcoming mailing, derived from the plan each time it may have changed."""

@@ -182,3 +182,34 @@ def test_a_mailing_that_fails_half_way_queues_nothing(config_copy, tmp_path):
     assert store.outbox() == []  # the five Russian messages rendered before it were not queued either
     assert store.mailing_states() == {}
     store.close()
+
+
+def test_the_service_waits_for_a_send_that_holds_the_outbox(config_copy, tmp_path):
+    from scheduler.state import SQLiteStore
+
+    maildir, log = tmp_path / "mail", tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLOGRAM_")}
+    env.update(CYCLOGRAM_CONFIG=str(config_copy), CYCLOGRAM_STATE=str(tmp_path / "var"),
+               CYCLOGRAM_MAILDIR=str(maildir), PYTHONUNBUFFERED="1")  # fmt: skip
+    other = SQLiteStore(tmp_path / "var" / "state.db")  # stands for a `cyclogram send` in progress
+    lease = other.delivery_lease()
+    assert lease.__enter__()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "cli.py", "--now", "2020-09-11T10:30+03:00", "run", "--port", "0"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True,
+        )  # fmt: skip
+        try:
+            _wait_for(
+                lambda: "action=outbox-wait" in log.read_text(), proc, "the service to find the outbox busy"
+            )
+            assert not (maildir / "new").exists() or not any((maildir / "new").iterdir())
+            lease.__exit__(None, None, None)
+            _wait_for(lambda: len(list((maildir / "new").glob("*"))) == 6, proc, "delivery after the release")
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    other.close()
+    assert proc.returncode == 0, log.read_text()
