@@ -222,41 +222,16 @@ class Bench:
             return
         out = self.work / f"profile-{what.replace(' ', '-')}.txt"
         state = self.fresh(f"profile-{what.replace(' ', '-')}-state")
+        profiler = [PY, "-m", "pyinstrument", "-r", "text", "-o", str(out), "cli.py"]
         if port_cmd:
             port = free_port()
             with start(self.sink_cmd(port), port, self.work / "sink-prof.log"):
                 env = self.smtp_env(cfg, state, port)
-                cmd = [
-                    PY,
-                    "-m",
-                    "pyinstrument",
-                    "-r",
-                    "text",
-                    "-o",
-                    str(out),
-                    "cli.py",
-                    "send",
-                    "invitation",
-                    "meeting-001",
-                    "--yes",
-                ]
+                cmd = [*profiler, "send", "invitation", "meeting-001", "--yes"]
                 run(cmd, env, timeout=1800)
         else:
             env = {"CYCLOGRAM_CONFIG": str(cfg), "CYCLOGRAM_STATE": str(state)}
-            cmd = [
-                PY,
-                "-m",
-                "pyinstrument",
-                "-r",
-                "text",
-                "-o",
-                str(out),
-                "cli.py",
-                "feeds",
-                "build",
-                "--out",
-                str(self.work / "prof-feeds"),
-            ]
+            cmd = [*profiler, "feeds", "build", "--out", str(self.work / "prof-feeds")]
             run(cmd, env, timeout=1800)
         text = out.read_text(errors="replace") if out.exists() else "(no profile written)"
         self.profiles.append((what, shown(cmd, env), _top_of_profile(text)))
