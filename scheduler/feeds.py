@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -133,19 +133,22 @@ def build_feeds(
             cache,
         )
     )
-    reach: dict[int, frozenset[str]] = {}  # audience -> the school ids it reaches, worked out once
+    by_school: dict[str, dict[str, list[CalendarItem]]] = {}  # language -> school id -> its items
 
-    def reaches(item: CalendarItem, school_id: str) -> bool:
-        if item.audience.all:
-            return True
-        key = id(item.audience)
-        if key not in reach:
-            reach[key] = frozenset(s.id for s in project.audience_schools(item.audience))
-        return school_id in reach[key]
+    def school_items(language: str, school_id: str) -> list[CalendarItem]:
+        # One pass over the items, each handed to the schools its audience reaches (in item order),
+        # instead of asking every school about every item.
+        if language not in by_school:
+            per: dict[str, list[CalendarItem]] = {s.id: [] for s in project.schools}
+            for item in items(language):
+                reached = project.schools if item.audience.all else project.audience_schools(item.audience)
+                for s in reached:
+                    per[s.id].append(item)
+            by_school[language] = per
+        return by_school[language][school_id]
 
     for school in project.schools:
         sl = project.language_of(school)
-        wanted: Callable[[CalendarItem], bool] = lambda i, s=school.id: reaches(i, s)  # noqa: E731
         add(
             _feed(
                 project,
@@ -154,7 +157,7 @@ def build_feeds(
                 school.id,
                 _NAMES[sl]["school"].format(title=settings.title, name=school.title),
                 False,
-                (i for i in items(sl) if wanted(i)),
+                school_items(sl, school.id),
                 sl,
                 states,
                 cache,
