@@ -1,9 +1,8 @@
-"""Shared fixtures: a private copy of the example configuration, clocks, free ports."""
+"""Shared fixtures: a private copy of the example configuration, its state directory, a clock."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,6 @@ from scheduler.config import LoadedConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config"
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -56,9 +54,3 @@ def state_path(tmp_path: Path) -> Path:
 def clock() -> FixedClock:
     """Ten days before the seed meeting."""
     return FixedClock(datetime(2020, 9, 15, 7, 0, tzinfo=UTC))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
