@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
@@ -15,6 +14,7 @@ from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingS
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
 from .state import NewMessage, StateStore
 from .templating import make_environment
+from .tokens import feed_secret, private_feed_url
 
 __all__ = [
     "ANNOUNCING",
@@ -145,12 +145,8 @@ def _check_meeting(kind: str, meeting: Meeting) -> None:
         )
 
 
-def _feed_urls(loaded: LoadedConfig, store: StateStore) -> Any:
-    """Each school's private feed URL, when the feeds are available in this installation."""
-    try:
-        from .tokens import feed_secret, private_feed_url
-    except ImportError:
-        return lambda school_id: None
+def _feed_urls(loaded: LoadedConfig, store: StateStore) -> Callable[[str], str]:
+    """Each school's private feed URL, for the mail to carry."""
     secret = feed_secret(store)
     return lambda school_id: private_feed_url(loaded.project, secret, "school", school_id)
 

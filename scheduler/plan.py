@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from .model import (
+    Audience,
     DateRange,
     KeyEvent,
     MailingRule,
@@ -17,6 +18,7 @@ from .model import (
     Project,
     Recipient,
     Recurrence,
+    Responsible,
 )
 
 __all__ = ["PlanEntry", "build_plan", "entry_recipients", "mailing_key", "select"]
@@ -129,9 +131,7 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
     return out
 
 
-def _responsible_recipients(project: Project, responsible: Any) -> list[Recipient]:
-    from .model import Audience
-
+def _responsible_recipients(project: Project, responsible: Responsible) -> list[Recipient]:
     if responsible.school or responsible.team:
         aud = Audience(
             schools=[responsible.school] if responsible.school else [],
