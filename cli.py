@@ -18,7 +18,7 @@ from scheduler.clock import Clock, FixedClock, SystemClock
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
-from scheduler.state import SQLiteStore, open_store, state_dir
+from scheduler.store import SQLiteStore, open_store, state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -671,7 +671,7 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
     import shutil
 
     from scheduler.simulate import simulate as rehearse
-    from scheduler.state import SQLiteStore
+    from scheduler.store import SQLiteStore
     from scheduler.transport import MaildirTransport, transport_from_env
 
     obj.load()

@@ -31,7 +31,7 @@ from .templating import make_environment
 from .timezones import vtimezone
 
 if TYPE_CHECKING:
-    from .state import EventState, StateStore
+    from .store import EventState, StateStore
 
 __all__ = [
     "PRODID",

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from .clock import Clock
 from .errors import CyclogramError
-from .state import OutboxRow, StateStore
+from .store import OutboxRow, StateStore
 from .transport import Connection, PermanentError, TransientError, Transport, TransportConfigError
 
 __all__ = ["DeliveryBusyError", "DeliveryReport", "RateLimiter", "backoff_delay", "deliver"]

@@ -18,7 +18,7 @@ from .calendar import CalendarItem, SerialCache, calendar_items, event_states, f
 from .model import Project
 
 if TYPE_CHECKING:
-    from .state import EventState, StateStore
+    from .store import EventState, StateStore
 
 __all__ = ["CANCELLED_KEPT", "Feed", "build_feeds", "current_feeds", "write_feeds"]
 

@@ -10,7 +10,7 @@ from icalendar.parser import Contentline
 
 from .calendar import meeting_event, wrap_calendar
 from .model import Meeting, MeetingStatus, Project, Recipient
-from .state import EventState
+from .store import EventState
 
 __all__ = ["METHODS", "address_to", "imip_calendar", "imip_template"]
 

@@ -12,7 +12,7 @@ from .errors import CyclogramError, UnknownTargetError
 from .messages import IMIP_METHODS, build_message, mail_context, render_templates
 from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
-from .state import NewMessage, StateStore
+from .store import NewMessage, StateStore
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_url
 

@@ -19,7 +19,7 @@ from .clock import Clock
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError
 from .service import Service
-from .state import StateStore
+from .store import StateStore
 
 __all__ = ["Runner"]
 

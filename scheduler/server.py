@@ -25,7 +25,7 @@ from .tokens import feed_secret, private_feed_path, public_feed_url, verify_toke
 
 if TYPE_CHECKING:
     from .clock import Clock
-    from .state import StateStore
+    from .store import StateStore
 
 __all__ = ["FeedServer", "Published", "make_app", "publish", "render_index"]
 

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .mailings import iter_compose, queue
 from .model import MeetingStatus, Project
 from .plan import PlanEntry, build_plan
-from .state import StateStore
+from .store import StateStore
 from .validation import validate_all
 
 __all__ = ["Action", "Service"]

@@ -11,7 +11,7 @@ from .clock import FixedClock
 from .delivery import deliver
 from .errors import CyclogramError
 from .service import Action, Service
-from .state import StateStore
+from .store import StateStore
 from .validation import validate_all
 
 __all__ = ["Rehearsal", "simulate"]

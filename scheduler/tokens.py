@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .model import Project
 
 if TYPE_CHECKING:
-    from .state import StateStore
+    from .store import StateStore
 
 __all__ = [
     "PRIVATE_KINDS",

@@ -10,7 +10,7 @@ from icalendar import Calendar
 from scheduler.calendar import event_states, meeting_event, meeting_fingerprint, uid_for, wrap_calendar
 from scheduler.config import LoadedConfig, load_config
 from scheduler.feeds import build_feeds
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
 

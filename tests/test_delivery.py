@@ -9,7 +9,7 @@ import pytest
 from scheduler.clock import FixedClock
 from scheduler.delivery import backoff_delay, deliver
 from scheduler.mailings import compose, queue
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 from scheduler.transport import SMTPSettings, SMTPTransport
 from tests.smtp_server import Recorder, SMTPServer
 

@@ -17,7 +17,7 @@ from scheduler.calendar import event_states, uid_for
 from scheduler.config import LoadedConfig, load_config
 from scheduler.feeds import build_feeds, current_feeds, write_feeds
 from scheduler.model import Project
-from scheduler.state import EventState, SQLiteStore
+from scheduler.store import EventState, SQLiteStore
 
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
 

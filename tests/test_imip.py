@@ -12,7 +12,7 @@ from ical.calendar_stream import IcsCalendarStream
 
 from scheduler.mailings import compose, queue
 from scheduler.model import MeetingStatus
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 
 NOW = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
 SEED = "heads-2020-09"

@@ -13,7 +13,7 @@ import pytest
 from scheduler.clock import FixedClock
 from scheduler.config import load_config
 from scheduler.server import FeedServer
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.chromium

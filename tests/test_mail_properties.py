@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scheduler.config import LoadedConfig
 from scheduler.mailings import compose
 from scheduler.model import Project
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 
 NOW = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from scheduler.errors import TemplateProblem
 from scheduler.mailings import compose
 from scheduler.messages import HeaderInjectionError, changes_context, check_header
 from scheduler.model import KINDS, MeetingStatus
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 
 NOW = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
 SEED = "heads-2020-09"

@@ -65,7 +65,7 @@ def test_send_while_the_service_delivers_leaves_the_rows_to_it(config_copy, tmp_
     from click.testing import CliRunner
 
     import cli
-    from scheduler.state import SQLiteStore
+    from scheduler.store import SQLiteStore
 
     state = tmp_path / "var"
     service_view = SQLiteStore(state / "state.db")
@@ -153,7 +153,7 @@ def test_a_zero_concurrency_is_refused_not_mended(config_copy, tmp_path):
     assert result.exit_code == 1
     assert "CYCLOGRAM_SMTP_CONCURRENCY must be a positive whole number" in result.output
     assert "Traceback" not in result.output
-    from scheduler.state import SQLiteStore
+    from scheduler.store import SQLiteStore
 
     store = SQLiteStore(tmp_path / "var" / "state.db")
     assert store.outbox_counts()["queued"] == 0  # refused before anything was queued
@@ -164,7 +164,7 @@ def test_a_mailing_that_fails_half_way_queues_nothing(config_copy, tmp_path):
     from click.testing import CliRunner
 
     import cli
-    from scheduler.state import SQLiteStore
+    from scheduler.store import SQLiteStore
 
     # Only the English-speaking school (the last recipient) hits the broken template.
     broken = config_copy / "templates" / "mail" / "en"
@@ -185,7 +185,7 @@ def test_a_mailing_that_fails_half_way_queues_nothing(config_copy, tmp_path):
 
 
 def test_the_service_waits_for_a_send_that_holds_the_outbox(config_copy, tmp_path):
-    from scheduler.state import SQLiteStore
+    from scheduler.store import SQLiteStore
 
     maildir, log = tmp_path / "mail", tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLOGRAM_")}

@@ -16,7 +16,7 @@ from icalendar import Calendar
 from scheduler.clock import FixedClock
 from scheduler.config import load_config
 from scheduler.server import FeedServer
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 from scheduler.watch import watch_config
 
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from scheduler.feeds import current_feeds
 from scheduler.plan import build_plan
 from scheduler.service import Service
 from scheduler.simulate import simulate
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 from scheduler.transport import MaildirTransport
 
 SEED = "meetings/2020-09-25-heads.yaml"

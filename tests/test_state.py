@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.state import NewMessage, SQLiteStore, StateStore
+from scheduler.store import NewMessage, SQLiteStore, StateStore
 
 T0 = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
 
@@ -108,7 +108,7 @@ def test_one_deliverer_at_a_time(tmp_path):
 def test_a_version_1_store_is_migrated_with_its_queue(tmp_path):
     import sqlite3
 
-    from scheduler.state import _SCHEMA
+    from scheduler.store.sqlite import _SCHEMA
 
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)

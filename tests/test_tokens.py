@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import LoadedConfig
-from scheduler.state import SQLiteStore
+from scheduler.store import SQLiteStore
 from scheduler.tokens import (
     SECRET_ENV,
     feed_secret,
