@@ -375,35 +375,13 @@ def _mail_transport(obj: Context) -> Any:
     return transport
 
 
-def _env_int(name: str, default: int | None) -> int | None:
+def _delivery_options() -> dict[str, Any]:
+    """How the outbox delivers, from the environment; checked before anything is queued."""
     import os
 
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise CyclogramError(f"{name} must be a whole number, not {value!r}") from None
+    from scheduler.delivery import delivery_options
 
-
-def _delivery_options() -> dict[str, Any]:
-    """How the outbox delivers, from the environment; a zero or negative value is refused, not mended."""
-    from datetime import timedelta
-
-    options: dict[str, Any] = {}
-    for name, key, default in (
-        ("CYCLOGRAM_SMTP_CONCURRENCY", "concurrency", 4),
-        ("CYCLOGRAM_SMTP_RATE", "rate_per_minute", None),
-        ("CYCLOGRAM_SMTP_MAX_ATTEMPTS", "max_attempts", 6),
-        ("CYCLOGRAM_SMTP_RETRY_SECONDS", "backoff", 15),
-    ):
-        value = _env_int(name, default)
-        if value is not None and value <= 0:
-            raise CyclogramError(f"{name} must be a positive whole number, not {value}")
-        options[key] = value
-    options["backoff"] = timedelta(seconds=options["backoff"])
-    return options
+    return delivery_options(os.environ)
 
 
 def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, Any]) -> Any:
@@ -415,8 +393,16 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
     import asyncio
 
     from scheduler.delivery import DeliveryBusyError, DeliveryReport, deliver
+    from scheduler.errors import DeliveryError
 
-    kwargs = dict(options)
+    def in_doubt(n: int) -> None:
+        click.echo(
+            f"{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
+            "accepted them): sending them again, with the same Message-ID.",
+            err=True,
+        )
+
+    kwargs = dict(options, on_recovered=in_doubt)
     try:
         if sys.stdout.isatty() and total:
             with click.progressbar(length=total, label="Sending") as bar:
@@ -433,6 +419,14 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
     except DeliveryBusyError as exc:
         click.echo(f"{total} message(s) queued; {exc}.")
         return DeliveryReport(pending=total)
+    except DeliveryError as exc:
+        try:
+            left = obj.store().outbox_counts().get("queued", 0)
+        except Exception:  # the store may be what failed
+            left = total
+        raise DeliveryError(
+            f"delivery stopped: {exc}; {left} message(s) stay queued (`cyclogram outbox` lists them)"
+        ) from None
 
 
 @main.command()
@@ -532,13 +526,18 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
     """Show the outbox: counts by status and every failure with its reason."""
     if ctx.invoked_subcommand is not None:
         return
+    from scheduler.delivery import stopped_reason
+
     obj: Context = ctx.obj
     store = obj.store()
     counts = store.outbox_counts()
-    troubled = [r for r in store.outbox() if r.status == "failed" or (r.status == "queued" and r.last_error)]
+    rows = store.outbox()
+    troubled = [r for r in rows if r.status == "failed" or (r.status == "queued" and r.last_error)]
+    stopped = stopped_reason(rows)
     if as_json:
         doc = {
             "counts": counts,
+            "stopped": stopped,
             "problems": [
                 {
                     "id": r.id, "mailing": r.mailing, "recipient": r.recipient, "revision": r.revision,
@@ -550,6 +549,8 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
         }  # fmt: skip
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
+    if stopped:
+        click.echo(f"Delivery is stopped: {stopped}. Fix the setting; the queued mail then goes out.")
     click.echo("  ".join(f"{status}: {n}" for status, n in counts.items()))
     for r in troubled:
         when = r.next_attempt.isoformat(timespec="seconds")
