@@ -31,6 +31,9 @@ __all__ = ["FeedServer", "Published", "make_app", "publish", "render_index"]
 
 log = logging.getLogger(__name__)
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
+# A request's head (line and headers) must be in within this; a client that trickles it is cut off.
+HEAD_TIMEOUT = 10.0
+KEEPALIVE_TIMEOUT = 15.0
 _NOT_FOUND = b"Not found\n"
 
 
@@ -175,11 +178,20 @@ def publish(
 
 
 def _wants_gzip(request: web.Request) -> bool:
+    """gzip unless the client says q=0 for it; a q-value that is not a number counts as a yes (RFC 9110
+    asks for a number, but a client's typo must not cost it the page)."""
     for part in request.headers.get("Accept-Encoding", "").split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() in ("gzip", "x-gzip"):
-            q = params.strip()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+        name, *params = part.split(";")
+        if name.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value.strip()) > 0
+                except ValueError:
+                    return True
+        return True
     return False
 
 
@@ -192,11 +204,12 @@ def _not_modified(request: web.Request, etags: set[str], modified: datetime) -> 
     if ims:
         try:
             since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return False
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        return modified <= since
+        # Last-Modified went out in whole seconds: compare at that precision, or nothing is ever unchanged.
+        return modified.replace(microsecond=0) <= since
     return False
 
 
@@ -226,14 +239,19 @@ def _serve_bytes(
     return resp
 
 
-def make_app(source: Callable[[], Published | None]) -> web.Application:
-    """The web application; `source` returns the current build (None while none has succeeded)."""
+def make_app(
+    source: Callable[[], Published | None], health: Callable[[], str | None] | None = None
+) -> web.Application:
+    """The web application; `source` returns the current build (None while none has succeeded), `health`
+    what is wrong with the service (None when nothing is)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/healthz":
-            ok = source() is not None
-            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "starting\n")
+            problem = "starting" if source() is None else (health() if health is not None else None)
+            if problem:
+                return web.Response(status=503, text=f"{problem}\n")
+            return web.Response(status=200, text="ok\n")
         pub = source()
         if pub is None:
             return web.Response(status=503, text="starting\n")
@@ -275,7 +293,11 @@ class FeedServer:
         self._env = make_environment(config_dir)
         self._published: Published | None = None
         self._runner: web.AppRunner | None = None
-        self.app = make_app(lambda: self._published)
+        self._listener: asyncio.Server | None = None
+        self.head_timeout = HEAD_TIMEOUT
+        # What the service reports as wrong (a stopped delivery); /healthz answers 503 with it.
+        self.health: Callable[[], str | None] = lambda: None
+        self.app = make_app(lambda: self._published, lambda: self.health())
 
     @property
     def published(self) -> Published | None:
@@ -293,18 +315,87 @@ class FeedServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> int:
         """Listen; returns the port actually bound (useful with port 0)."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        handlers = self._runner.server
+        assert handlers is not None
+        seconds = self.head_timeout
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: _HeadDeadline(handlers(), seconds), host, port, reuse_address=True
+        )
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
+
+
+class _HeadDeadline(asyncio.Protocol):
+    """Wraps aiohttp's protocol: closes a connection whose request head is not complete in time.
+
+    aiohttp has no deadline for the head itself (its keep-alive timer stops at the first byte), so a
+    client sending a header byte now and then would hold a connection for ever.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, seconds: float):
+        self.inner = inner
+        self.seconds = seconds
+        self.transport: asyncio.BaseTransport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.tail = b""
+
+    def _arm(self, tail: bytes = b"") -> None:
+        self.tail = tail[-3:]
+        self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            log.warning("closing a connection whose request head took over %.0f s", self.seconds)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data
+        end = seen.rfind(b"\r\n\r\n")
+        if end >= 0:
+            # A head is complete; bytes after it begin the next (pipelined) request, with a new deadline.
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            rest = seen[end + 4 :]
+            if rest:
+                self._arm(rest)
+            else:
+                self.tail = b""
+        elif self.timer is None:
+            self._arm(seen)
+        else:
+            self.tail = seen[-3:]
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()

@@ -213,6 +213,16 @@ class SMTPTransport:
     async def connect(self) -> Connection:
         return _SMTPConnection(self.settings)
 
+    async def check(self) -> None:
+        """Connect and log in, send nothing: raises what a delivery would meet (TransportConfigError...)."""
+        conn = _SMTPConnection(self.settings)
+        try:
+            conn.client = await conn._open()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _classify(exc, f"{self.settings.host}:{self.settings.port}") from None
+        finally:
+            await conn.close()
+
 
 # --- Maildir ----------------------------------------------------------------------------------------------
 
@@ -247,8 +257,14 @@ class MaildirTransport:
             self._tags = tags
 
     async def connect(self) -> Connection:
-        await asyncio.to_thread(self._ensure)
+        try:
+            await asyncio.to_thread(self._ensure)
+        except OSError as exc:
+            raise TransportConfigError(f"cannot use the Maildir {self.path}: {exc}") from None
         return self
+
+    async def check(self) -> None:
+        await self.connect()
 
     @staticmethod
     def tag(key: str) -> str:
