@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from .errors import TemplateProblem
 from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
@@ -158,7 +160,20 @@ def render_index(project: Project, feeds: dict[str, Feed], env: jinja2.Environme
             url = public_feed_url(project, path)
             links.append({"name": feed.name, "kind": feed.kind, "url": url, "webcal": webcal_url(url)})
     ctx["feeds"] = links
-    return env.get_template("web/index.html").render(**ctx).encode("utf-8")
+    try:
+        return env.get_template("web/index.html").render(**ctx).encode("utf-8")
+    except TemplateProblem:
+        raise
+    except jinja2.TemplateError as exc:  # the sandbox's refusal, a missing name: the organiser's to fix
+        line = next(
+            (
+                f.lineno
+                for f in reversed(traceback.extract_tb(exc.__traceback__))
+                if f.filename.endswith(".html")
+            ),
+            None,
+        )
+        raise TemplateProblem(f"web/index.html{f':{line}' if line else ''}: {exc}") from None
 
 
 # -- building ----------------------------------------------------------------------------------------------
