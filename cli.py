@@ -661,32 +661,61 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (YYYY-MM-DD).")
 @click.option(
     "--maildir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Maildir to deliver into when no SMTP host is set [default: STATE/simulation/mail].",
+    help="Maildir for the rehearsal's mail: new, empty, or one a rehearsal made "
+         "[default: STATE/simulation/mail].",
 )  # fmt: skip
+@click.option(
+    "--deliver",
+    is_flag=True,
+    help="Deliver for real, through the SMTP server (or Maildir) from the environment; asks first.",
+)
+@click.option("--yes", "-y", is_flag=True, help="With --deliver: do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
 @with_context
-def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None, as_json: bool) -> None:
-    """Rehearse a period on a virtual clock: the service's own planning and delivery, in seconds."""
+def simulate(
+    obj: Context,
+    start: datetime,
+    end: datetime,
+    maildir: Path | None,
+    deliver: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Rehearse a period on a virtual clock: the service's own planning and delivery, in seconds.
+
+    The mail goes into the rehearsal's own Maildir, never to anyone, unless --deliver is given."""
     import asyncio
     import os
-    import shutil
 
+    from scheduler.simulate import prepare_scratch
     from scheduler.simulate import simulate as rehearse
     from scheduler.store import SQLiteStore
     from scheduler.transport import MaildirTransport, transport_from_env
 
+    if end < start:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    if deliver and maildir is not None:
+        raise click.UsageError(
+            "--deliver sends through the environment's transport; --maildir is for a rehearsal"
+        )
     obj.load()
-    workdir = obj.state_path / "simulation"
-    shutil.rmtree(workdir, ignore_errors=True)  # each rehearsal starts from nothing, so none is sent twice
+    if deliver:
+        transport: Any = transport_from_env(os.environ, obj.state_path / "mail")
+        where = f"for real, through {transport.description}"
+    else:
+        target = prepare_scratch(maildir, "mail") if maildir is not None else None
+        transport = None
+    earlier = frozenset({"state.db", "state.db-wal", "state.db-shm", "state.db.deliver.lock", "mail"})
+    workdir = prepare_scratch(obj.state_path / "simulation", "rehearsal's state", earlier)
+    if transport is None:
+        # A scratch copy: no fsyncs. Never the environment's SMTP server or Maildir.
+        transport = MaildirTransport(target or prepare_scratch(workdir / "mail", "mail"), durable=False)
+        where = f"into the rehearsal's Maildir {transport.path} (nothing is sent to anyone)"
+    click.echo(f"Rehearsal: the mail goes {where}.", err=as_json)
+    if deliver and not yes:
+        click.confirm("Deliver the rehearsal's mail for real?", abort=True, err=True)
     store = SQLiteStore(workdir / "state.db")
     obj.closers.append(store.close)
-    target = maildir or workdir / "mail"
-    if maildir is not None:
-        shutil.rmtree(maildir, ignore_errors=True)
-    transport = transport_from_env(os.environ, target)
-    if isinstance(transport, MaildirTransport):
-        transport = MaildirTransport(transport.path, durable=False)  # a rehearsal's scratch copy: no fsyncs
-    where = f"the Maildir {transport.path}" if isinstance(transport, MaildirTransport) else "the SMTP server"
     result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
     if as_json:
         click.echo(
@@ -717,7 +746,7 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
 
     zone = obj.load().project.zone()
     click.echo(timeline_table(result.actions, zone))
-    click.echo(f"Delivered {result.delivered} message(s) into {where}; {result.failed} failed.")
+    click.echo(f"Delivered {result.delivered} message(s) {where}; {result.failed} failed.")
     if result.failed:
         raise SystemExit(1)
 
