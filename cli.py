@@ -61,6 +61,26 @@ class CyclogramGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except OSError as exc:  # a folder not writable, a port taken, a disk full: the machine's to fix
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            import os
+
+            from jinja2 import TemplateError
+
+            if isinstance(exc, TemplateError):
+                click.echo(f"error: template: {exc}", err=True)
+                ctx.exit(1)
+            if os.environ.get("CYCLOGRAM_DEBUG"):
+                raise
+            # A last resort: one line, and the way to the details, rather than a wall of traceback.
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} (CYCLOGRAM_DEBUG=1 shows where)", err=True
+            )
+            ctx.exit(1)
 
 
 def _parse_instant(value: str | None) -> datetime | None:
