@@ -373,7 +373,7 @@ class _HeadDeadline(asyncio.Protocol):
     def _expire(self) -> None:
         self.timer = None
         if self.transport is not None and not self.transport.is_closing():
-            log.warning("closing a connection whose request head took over %.0f s", self.seconds)
+            log.warning("closing a connection whose request head took over %g s", self.seconds)
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -161,6 +162,10 @@ class _SMTPConnection:
             timeout=s.timeout,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Now rather than inside sendmail: its EHLO names the SIZE a message must fit.
+            with contextlib.suppress(aiosmtplib.SMTPHeloError):
+                await client.ehlo()
         if s.username:
             await client.login(s.username, s.password or "")
         return client
