@@ -153,7 +153,7 @@ def test_every_smtp_setting_is_checked_and_named(variable, value, message, tmp_p
 
 def test_a_maildir_setting_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(TransportConfigError, match="CYCLOGRAM_MAILDIR.*is a file"):
+    with pytest.raises(TransportConfigError, match=r"CYCLOGRAM_MAILDIR.*is a file"):
         transport_from_env({"CYCLOGRAM_MAILDIR": str(tmp_path / "file")}, tmp_path)
 
 
