@@ -583,13 +583,14 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
 def outbox_retry(obj: Context) -> None:
     """Queue every failed message again and deliver the outbox."""
     options = _delivery_options()
+    transport = _mail_transport(obj)  # refused before anything is queued again
     store = obj.store()
     n = store.requeue_failed(obj.clock.now())
     click.echo(f"{n} failed message(s) queued again.")
     queued = store.outbox_counts().get("queued", 0)
     if not queued:
         return
-    report = _run_delivery(obj, _mail_transport(obj), queued, options)
+    report = _run_delivery(obj, transport, queued, options)
     click.echo(f"sent {report.sent}, failed {report.failed}")
     for _, recipient, reason in report.failures:
         click.echo(f"  failed: {recipient}: {reason}", err=True)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .config import LoadedConfig
 
 __all__ = [
+    "TemplateFileError",
     "TemplateOutsideError",
     "check_templates",
     "default_templates_dir",
@@ -36,15 +37,23 @@ def default_templates_dir() -> Path:
     raise RuntimeError("cyclogram's templates are missing from this installation")
 
 
-class TemplateOutsideError(TemplateProblem, jinja2.TemplateError):
+class TemplateFileError(TemplateProblem, jinja2.TemplateError):
+    """A template file an organiser put in templates/ that cannot be used as one."""
+
+    def __init__(self, file: Path, what: str):
+        self.file = file
+        self.what = what
+        message = f"{file}: {what}"
+        TemplateProblem.__init__(self, message)
+        jinja2.TemplateError.__init__(self, message)
+
+
+class TemplateOutsideError(TemplateFileError):
     """A template file that resolves outside its templates/ folder (a symlink, most likely): refused."""
 
     def __init__(self, file: Path, target: Path):
-        self.file = file
         self.target = target
-        message = f"{file}: the template resolves outside the templates/ folder (to {target}): refused"
-        TemplateProblem.__init__(self, message)
-        jinja2.TemplateError.__init__(self, message)
+        super().__init__(file, f"the template resolves outside the templates/ folder (to {target}): refused")
 
 
 class _ConfinedLoader(jinja2.FileSystemLoader):
@@ -60,16 +69,38 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
             real = path.resolve()
             if not real.is_relative_to(self.root):
                 raise TemplateOutsideError(path, real)
-        return super().get_source(environment, template)
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError:
+            raise TemplateFileError(path, "the template is not UTF-8 text") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise TemplateFileError(path, f"the template cannot be read: {exc.strerror}") from None
 
 
 def make_environment(config_dir: Path | None = None) -> jinja2.Environment:
     """A user's `templates/` overrides a shipped template of the same name; `default:` names the shipped one."""
-    return _environment(str(config_dir.resolve()) if config_dir else None)
+    if config_dir is None:
+        return _environment(None, ())
+    return _environment(str(config_dir.resolve()), _overrides(config_dir / "templates"))
+
+
+def _overrides(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the templates/ folder holds now. Part of the cache key: an override added or removed while the
+    service runs is seen, where Jinja's own cache would keep serving the shipped template it found first."""
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in folder.rglob("*"):
+        try:
+            stat = path.lstat()
+        except OSError:
+            continue
+        found.append((path.relative_to(folder).as_posix(), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(found))
 
 
 @lru_cache(maxsize=8)
-def _environment(config_dir: str | None) -> jinja2.Environment:
+def _environment(config_dir: str | None, overrides: tuple[tuple[str, int, int], ...]) -> jinja2.Environment:
     shipped = jinja2.FileSystemLoader(str(default_templates_dir()))
     loaders: list[jinja2.BaseLoader] = []
     if config_dir is not None:
@@ -117,8 +148,8 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
             for template in mail_template_names(name, lang):
                 try:
                     env.get_template(template)
-                except TemplateOutsideError as exc:
-                    problems.append(Problem(exc.file, None, "", str(exc).partition(": ")[2]))
+                except TemplateFileError as exc:
+                    problems.append(Problem(exc.file, None, "", exc.what))
                 except jinja2.TemplateNotFound:
                     problems.append(Problem(file, None, path, f"template {template!r} does not exist"))
                 except jinja2.TemplateSyntaxError as exc:
@@ -160,8 +191,8 @@ def _override_problems(directory: Path, env: jinja2.Environment) -> list[Problem
             name = path.relative_to(root).as_posix()
             try:
                 env.get_template(name)
-            except TemplateOutsideError as exc:
-                problems.append(Problem(exc.file, None, "", str(exc).partition(": ")[2]))
+            except TemplateFileError as exc:
+                problems.append(Problem(exc.file, None, "", exc.what))
             except jinja2.TemplateSyntaxError as exc:
                 problems.append(Problem(path, exc.lineno, "", f"template syntax error: {exc.message}"))
             except (jinja2.TemplateError, UnicodeDecodeError, OSError) as exc:

@@ -248,3 +248,35 @@ async def test_healthz_says_why_delivery_is_stopped(served: tuple[FeedServer, st
         server.health = lambda: None
         async with http.get(f"{base}/healthz") as r:
             assert r.status == 200
+
+
+async def test_the_watcher_survives_a_model_it_cannot_apply(config_copy: Path) -> None:
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    stop = asyncio.Event()
+    signal = _Signal(asyncio.get_running_loop())
+    logging.getLogger("scheduler.watch").addHandler(signal)
+    project = config_copy / "project.yaml"
+    original = project.read_text(encoding="utf-8")
+
+    def apply(loaded) -> None:
+        name = loaded.project.settings.short_name or ""
+        if name.startswith("Сломано"):
+            raise ValueError("a line break in a name")  # what building the feeds met before the model rule
+        seen.put_nowait(name)
+
+    task = asyncio.create_task(watch_config(config_copy, apply, stop_event=stop, debounce_ms=50))
+    try:
+        for i in range(50):  # until the watcher, started in the background, has met the broken edit
+            project.write_text(original.replace("Проектное управление", f"Сломано {i}"), encoding="utf-8")
+            try:
+                await asyncio.wait_for(signal.event.wait(), 0.5)
+                break
+            except TimeoutError:
+                continue
+        assert any("keeping the last good" in m for m in signal.messages)
+        project.write_text(original.replace("Проектное управление", "Исправлено"), encoding="utf-8")
+        assert await asyncio.wait_for(seen.get(), 10) == "Исправлено"  # still watching, later edits apply
+    finally:
+        logging.getLogger("scheduler.watch").removeHandler(signal)
+        stop.set()
+        await asyncio.wait_for(task, 10)
