@@ -83,6 +83,10 @@ class CyclogramGroup(click.Group):
             ctx.exit(1)
 
 
+# Rehearsals and --now stay in years a calendar means something in (and far from datetime's edges).
+YEARS = (1970, 2200)
+
+
 def _parse_instant(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -128,6 +132,8 @@ def main(ctx: click.Context, config: Path | None, state: Path | None, now: str |
         instant = _parse_instant(now)
         if instant is None:
             raise click.BadParameter("give the offset too, e.g. 2020-09-20T10:00+03:00", param_hint="--now")
+        if not YEARS[0] <= instant.year <= YEARS[1]:
+            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint="--now")
     obj = Context(
         config_path=config_dir(config),
         state_path=state_dir(state),
@@ -613,7 +619,9 @@ def smtp_test(obj: Context, to: str) -> None:
     try:
         recipient = Recipient(school="smtp-test", name=to, email=to, language=project.settings.language)
     except ValueError as exc:
-        raise CyclogramError(f"{to!r} is not a valid address: {exc}") from None
+        errors = getattr(exc, "errors", None)
+        why = errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) and errors() else str(exc)
+        raise CyclogramError(f"{to!r} is not a valid address: {why}") from None
     now = obj.clock.now()
     text = f"{project.settings.title}: SMTP test from cyclogram at {now.isoformat(timespec='seconds')}.\n"
     rendered = Rendered(
@@ -715,6 +723,9 @@ def simulate(
 
     if end < start:
         raise click.BadParameter("--to is before --from", param_hint="--to")
+    for day, hint in ((start, "--from"), (end, "--to")):
+        if not YEARS[0] <= day.year <= YEARS[1]:
+            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint=hint)
     if deliver and maildir is not None:
         raise click.UsageError(
             "--deliver sends through the environment's transport; --maildir is for a rehearsal"

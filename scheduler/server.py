@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import TemplateProblem
 from .feeds import Feed, current_feeds
@@ -330,6 +331,7 @@ class FeedServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> int:
         """Listen; returns the port actually bound (useful with port 0)."""
+        logging.getLogger("aiohttp.server").addFilter(_BAD_REQUESTS)  # once: filters are a set
         self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._runner.setup()
         handlers = self._runner.server
@@ -350,6 +352,27 @@ class FeedServer:
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
+
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs each malformed request at ERROR with a traceback; a client's garbage is not our error.
+    One WARNING line says what was refused, so ERROR stays for what needs a person."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"refused a malformed request ({exc.code}): {first[:200]}",
+                None,
+                None,
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_BAD_REQUESTS = _BadRequestsInOneLine()
 
 
 class _HeadDeadline(asyncio.Protocol):

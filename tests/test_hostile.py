@@ -381,3 +381,25 @@ def test_run_and_serve_over_a_hostile_configuration(name, config_copy, tmp_path)
         code, out = _briefly(args, env)
         assert "Traceback" not in out, out
         assert code in (0, 1, 2, -signal.SIGTERM), out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--now", "0001-01-01T00:00+03:00", "plan"],
+        ["--now", "9999-12-31T23:59-05:00", "outbox"],
+        ["--now", "yesterday", "plan"],
+        ["--now", "2020-09-11T10:00", "plan"],
+        ["simulate", "--from", "0001-01-01", "--to", "9999-12-31"],
+        ["simulate", "--from", "2021-01-01", "--to", "2020-01-01"],
+        ["smtp-test", "--to", "bad@@x"],
+        ["smtp-test", "--to", "a@example.org\r\nBcc: b@example.org"],
+        ["feeds", "build", "--out", "/proc/no-such-folder"],
+        ["send", "invitation", "no-such-meeting", "--yes"],
+        ["send", "no-such-kind", "heads-2020-09", "--yes"],
+    ],
+)
+def test_a_hostile_command_line_is_one_clear_line(args, config_copy, tmp_path):
+    env = _clean_env(tmp_path)
+    result = _invoke(["--config", str(config_copy), "--state", str(tmp_path / "var"), *args], env)
+    assert result.exit_code in (1, 2) and not _problems(result, args, {1, 2}), result.output

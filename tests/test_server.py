@@ -280,3 +280,24 @@ async def test_the_watcher_survives_a_model_it_cannot_apply(config_copy: Path) -
         logging.getLogger("scheduler.watch").removeHandler(signal)
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_malformed_request_is_one_warning_line_not_an_error_with_a_traceback(
+    served: tuple[FeedServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, base = served
+    port = int(base.rsplit(":", 1)[1])
+    for raw in (
+        b"GET /project.ics HTTP/1.1\r\nHost: x\r\nIf-None-Match: \x01\r\n\r\n",
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        assert status.split()[1] == b"400", raw[:40]
+    server_records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert server_records and all(r.levelname == "WARNING" and not r.exc_info for r in server_records)
