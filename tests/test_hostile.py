@@ -81,7 +81,7 @@ HOSTILE: dict[str, tuple[Callable[[Path], None], set[int]]] = {
     "nul-byte-in-name": (_replace("participants.yaml", "Средняя школа № 2", "Средняя\x00школа"), {0, 2}),
     "line-break-in-name": (_replace("participants.yaml", '"Средняя школа № 2"', '"Средняя\\nшкола"'), {0, 2}),
     "u2028-in-team": (_replace("participants.yaml", "Сетевая команда", "Сетевая\u2028команда"), {0, 2}),
-    "huge-title": (_replace(SEED[7:], "title: ", "title: " + "Я" * 200_000 + " "), {0, 2}),
+    "huge-title": (_replace(SEED[7:], "title: ", "title: " + "Я" * 20_000 + " "), {0, 2}),
     "impossible-date": (_replace(SEED[7:], "start: 2020-09-25 10:00", "start: 2021-02-30"), {2}),
     "impossible-datetime": (
         _replace(SEED[7:], "start: 2020-09-25 10:00", "start: 2021-02-30 10:00:00"),
@@ -351,21 +351,34 @@ def test_a_template_cannot_run_code_or_read_outside_its_folder(config_copy, tmp_
 # --- the long-running commands, as processes --------------------------------------------------------------
 
 
-def _briefly(args: list[str], env: dict[str, str], seconds: float = 4.0) -> tuple[int, str]:
-    """Start a long-running command, let it work a few seconds (or end by itself), stop it with SIGTERM."""
-    proc = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+def _briefly(commands: list[list[str]], env: dict[str, str], seconds: float = 4.0) -> list[tuple[int, str]]:
+    """Start long-running commands side by side, let them work a few seconds (or end by themselves), then
+    stop them with SIGTERM; each one's exit code and output."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "cli.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for args in commands
+    ]
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         time.sleep(0.1)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
+    results = []
+    for proc in procs:
         if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, out
+            proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        results.append((proc.returncode, out))
+    return results
 
 
 @pytest.mark.parametrize(
@@ -377,29 +390,6 @@ def test_run_and_serve_over_a_hostile_configuration(name, config_copy, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLOGRAM_")}
     env.update(CYCLOGRAM_CONFIG=str(config_copy), CYCLOGRAM_STATE=str(tmp_path / "var"),
                CYCLOGRAM_MAILDIR=str(tmp_path / "mail"), PYTHONUNBUFFERED="1")  # fmt: skip
-    for args in (["--now", NOW, "run", "--port", "0"], ["serve", "--port", "0"]):
-        code, out = _briefly(args, env)
+    for code, out in _briefly([["--now", NOW, "run", "--port", "0"], ["serve", "--port", "0"]], env):
         assert "Traceback" not in out, out
         assert code in (0, 1, 2, -signal.SIGTERM), out
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--now", "0001-01-01T00:00+03:00", "plan"],
-        ["--now", "9999-12-31T23:59-05:00", "outbox"],
-        ["--now", "yesterday", "plan"],
-        ["--now", "2020-09-11T10:00", "plan"],
-        ["simulate", "--from", "0001-01-01", "--to", "9999-12-31"],
-        ["simulate", "--from", "2021-01-01", "--to", "2020-01-01"],
-        ["smtp-test", "--to", "bad@@x"],
-        ["smtp-test", "--to", "a@example.org\r\nBcc: b@example.org"],
-        ["feeds", "build", "--out", "/proc/no-such-folder"],
-        ["send", "invitation", "no-such-meeting", "--yes"],
-        ["send", "no-such-kind", "heads-2020-09", "--yes"],
-    ],
-)
-def test_a_hostile_command_line_is_one_clear_line(args, config_copy, tmp_path):
-    env = _clean_env(tmp_path)
-    result = _invoke(["--config", str(config_copy), "--state", str(tmp_path / "var"), *args], env)
-    assert result.exit_code in (1, 2) and not _problems(result, args, {1, 2}), result.output
