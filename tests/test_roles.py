@@ -44,7 +44,8 @@ MEETING = "heads-2020-09"
 @pytest.fixture
 def shared(config_copy: Path, edit: Callable[[str, str, str], Path]) -> Path:
     """The example with one director heading school-1 and school-2 (her address written in another case
-    there) and a notified contact of gymnasium-3; school-1 keeps its notified deputy."""
+    there), a notified contact of gymnasium-3 and (as in the example) the contact of the team `network`;
+    school-1 keeps its notified deputy."""
     edit(
         "participants.yaml",
         'head: {name: "Петров Сергей Николаевич", email: head@school2.example.org}',
@@ -113,6 +114,7 @@ def _expected_urls(config: Path, state: Path, schools: tuple[str, ...]) -> set[s
 
 def test_one_recipient_per_address_with_every_school(shared: Path) -> None:
     project = load_config(shared).project
+    assert project.team("network").contact is not None and project.team("network").contact.email == PERSON
     everyone = project.recipients(Audience(all=True))
     assert Counter(r.email.lower() for r in everyone) == Counter(
         {PERSON: 1, "deputy@school1.example.org": 1, "head@gym3.example.org": 1,
@@ -365,8 +367,7 @@ def test_preview_each_school(
         shared, tmp_path / "var", "preview", "summary", MEETING, "--school", school, "--format", "eml"
     )
     assert result.exit_code == 0, result.output
-    eml = result.output.split("\n", 1)[1] if result.output.startswith("No SMTP") else result.output
-    msg = message_from_bytes(eml.encode(), policy=policy.default)
+    msg = message_from_bytes(result.output.encode(), policy=policy.default)
     assert [a.addr_spec for a in msg["To"].addresses] == [to]  # type: ignore[union-attr]
     text, html = _bodies(msg)  # type: ignore[arg-type]
     for name in names:
@@ -440,7 +441,8 @@ def test_action_items_of_her_schools_each_once(
     team = by_mailing[f"{MEETING}/action_reminder/passport-network"]
     assert _feed_links(one) == (urls["school-1"], urls["school-1"])
     assert _feed_links(two) == (urls["school-2"], urls["school-2"])
-    assert _feed_links(team)[0] == urls["school-1"] | urls["school-2"] | urls["gymnasium-3"]
+    every = urls["school-1"] | urls["school-2"] | urls["gymnasium-3"]
+    assert _feed_links(team) == (every, every)
 
 
 # --- validate ----------------------------------------------------------------------------------------------
@@ -473,3 +475,17 @@ def test_validate_accepts_shared_roles_and_warns_on_two_names(
     assert "OK: 5 schools" in warned.output
     loaded = load_config(shared)
     assert [w.path for w in loaded.warnings] == ["schools[1].head.email"]
+
+
+def test_school_names_are_escaped_in_html(
+    shared: Path, edit: Callable[[str, str, str], Path], tmp_path: Path
+) -> None:
+    edit("participants.yaml", 'short_name: "СШ № 2"', "short_name: 'СШ <b>№ 2</b> & Co'")
+    loaded = load_config(shared)
+    store = SQLiteStore(tmp_path / "state.db")
+    now = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
+    for kind in ("invitation", "summary"):
+        (message,) = compose(loaded, kind, meeting=MEETING, store=store, now=now, only=PERSON)
+        text, html = _bodies(message_from_bytes(message.message, policy=policy.default))  # type: ignore[arg-type]
+        assert "СШ <b>№ 2</b> & Co" in text
+        assert "<b>" not in html and "СШ &lt;b&gt;№ 2&lt;/b&gt; &amp; Co" in html
