@@ -513,7 +513,7 @@ def send(
 @click.option(
     "--school",
     metavar="ID",
-    help="Render the message that reaches this school's head (or this address); default: the first recipient.",
+    help="Render the message this school's head (or this address) gets; default: the first recipient.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["eml", "text", "html"]), default="text", show_default=True

@@ -284,9 +284,10 @@ def iter_compose(
         templates: dict[str, bytes] = {}  # the calendar part per language, before it is addressed
         for r in recipients:
             revision = _revision(store, target.key, r.email, base, resend)
+            urls = {s: feed_url(s) for s in r.schools or (r.school,)}  # every school the person answers for
             context = mail_context(
                 project, target.kind, r, meeting=m, action=target.action, event=target.event,
-                occurrence=target.occurrence, changes=todo, feed_urls={s: feed_url(s) for s in r.schools},
+                occurrence=target.occurrence, changes=todo, feed_urls=urls,
             )  # fmt: skip
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
             calendar = None
