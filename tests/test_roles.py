@@ -489,3 +489,16 @@ def test_school_names_are_escaped_in_html(
         text, html = _bodies(message_from_bytes(message.message, policy=policy.default))  # type: ignore[arg-type]
         assert "СШ <b>№ 2</b> & Co" in text
         assert "<b>" not in html and "СШ &lt;b&gt;№ 2&lt;/b&gt; &amp; Co" in html
+
+
+def test_validate_renders_templates_for_a_person_of_several_schools(shared: Path, tmp_path: Path) -> None:
+    """A user's footer with a mistake only in its several-schools part is found by `validate`, not at send."""
+    shipped = (Path(__file__).resolve().parent.parent / "templates/mail/ru/_footer.txt").read_text("utf-8")
+    broken = shipped.replace("- {{ s.title }}: {{ s.feed_url }}", "- {{ s.titel }}: {{ s.feed_url }}")
+    assert broken != shipped
+    target = shared / "templates/mail/ru/_footer.txt"
+    target.parent.mkdir(parents=True)
+    target.write_text(broken, "utf-8")
+    result = _run(shared, tmp_path / "var", "validate")
+    assert result.exit_code == 2, result.output
+    assert "_footer.txt" in result.output and "titel" in result.output
