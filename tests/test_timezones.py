@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import vobject
-from dateutil.rrule import rrulestr
 from dateutil.tz import tzical
-from icalendar import Calendar, Timezone
+from icalendar import Calendar, Component, Event, Timezone
 
-from scheduler.timezones import transitions, vtimezone
-from tests.readers import missing_readers, require_every_reader
+from scheduler.calendar import (
+    SerialCache,
+    _tz_spans,
+    feed_bytes,
+    key_event,
+    meeting_event,
+    wrap_calendar,
+)
+from scheduler.config import LoadedConfig
+from scheduler.imip import imip_template
+from scheduler.model import DateRange
+from scheduler.store import SQLiteStore
+from scheduler.timezones import assign_eras, era_of, transitions, vtimezone, vtimezone_for
+from tests.readers import (
+    all_readers_agree,
+    missing_readers,
+    outlook_check,
+    outlook_offset,
+    require_every_reader,
+)
 
 
-def outlook_offset(tz: Timezone, local: datetime) -> timedelta:
-    """What Outlook does: keep the STANDARD and DAYLIGHT blocks with the latest DTSTART, drop RDATE,
-    and apply their yearly RRULEs; without a recurring DAYLIGHT block, the STANDARD offset is all there is."""
-    latest: dict[str, object] = {}
-    for block in tz.subcomponents:
-        start = block["DTSTART"].dt
-        if block.name not in latest or start > latest[block.name]["DTSTART"].dt:  # type: ignore[index]
-            latest[block.name] = block
-    std, dst = latest["STANDARD"], latest.get("DAYLIGHT")
-    std_off = std["TZOFFSETTO"].td  # type: ignore[index]
-    if dst is None or "RRULE" not in dst or "RRULE" not in std:  # type: ignore[operator]
-        return std_off
-
-    def onset(block: object) -> datetime:
-        rule = rrulestr(block["RRULE"].to_ical().decode(), dtstart=block["DTSTART"].dt)  # type: ignore[index]
-        return next(d for d in rule if d.year == local.year)
-
-    dst_on, std_on = onset(dst), onset(std)
-    dst_off = dst["TZOFFSETTO"].td  # type: ignore[index]
-    in_dst = dst_on <= local < std_on if dst_on < std_on else not (std_on <= local < dst_on)
-    return dst_off if in_dst else std_off
+def _rdate_repeats_dtstart(block: Component) -> bool:
+    """An RDATE only repeats the onset (for readers that take onsets from RDATE alone): no other dates."""
+    return [d.dt for d in block["RDATE"].dts] == [block["DTSTART"].dt]
 
 
 def _moments(zone: str, days: list[date], hours: tuple[int, ...] = (0, 10, 23)) -> list[datetime]:
@@ -75,7 +75,7 @@ def test_moscow_is_one_standard_block_at_plus_three() -> None:
     blocks = tz.subcomponents
     assert [b.name for b in blocks] == ["STANDARD"]
     assert blocks[0]["TZOFFSETTO"].td == timedelta(hours=3)
-    assert "RDATE" not in blocks[0]
+    assert _rdate_repeats_dtstart(blocks[0])
 
 
 def test_icalendar_default_would_mislead_outlook() -> None:
@@ -161,7 +161,7 @@ def test_rfc_readers_get_history_right(zone: str, first: date, last: date, probe
 def test_outlook_gets_latest_rules_even_with_history() -> None:
     tz = vtimezone("Europe/Moscow", date(2012, 3, 1), date(2021, 8, 31))
     assert outlook_offset(tz, datetime(2020, 9, 25, 10)) == timedelta(hours=3)
-    assert all(b.name == "STANDARD" and "RDATE" not in b for b in tz.subcomponents)
+    assert all(b.name == "STANDARD" and _rdate_repeats_dtstart(b) for b in tz.subcomponents)
 
 
 def test_zone_without_changes_and_transition_scan() -> None:
@@ -177,3 +177,151 @@ def test_every_reader_is_installed_on_ci() -> None:
     if not require_every_reader():
         pytest.skip("not on CI")
     assert not missing_readers()
+
+
+# -- every era of every zone, through the calendar builder, read by every reader and by Outlook's rule ----
+
+ERA_ZONES = [
+    "Europe/Moscow",
+    "Europe/Kaliningrad",
+    "Europe/Samara",
+    "Europe/Volgograd",
+    "Europe/Astrakhan",
+    "Europe/Saratov",
+    "Europe/Ulyanovsk",
+    "Europe/Kirov",
+    "Europe/Simferopol",
+    "Asia/Yekaterinburg",
+    "Asia/Omsk",
+    "Asia/Barnaul",
+    "Asia/Tomsk",
+    "Asia/Novosibirsk",
+    "Asia/Chita",
+    "Asia/Magadan",
+    "Asia/Sakhalin",
+    "Asia/Srednekolymsk",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "Asia/Tehran",
+    "Asia/Kolkata",
+]
+
+
+def _clear(zone: ZoneInfo, local: datetime) -> bool:
+    aware = local.replace(tzinfo=zone)
+    return aware.utcoffset() == aware.replace(fold=1).utcoffset()
+
+
+def _items(zone_name: str, step: int = 131) -> tuple[list[Event], dict[str, str]]:
+    """Hour-long items from 2010 to 2030 at 10:00, 00:30 and 23:30 local time, none in a skipped or
+    repeated hour; with the UTC start each should have."""
+    zone = ZoneInfo(zone_name)
+    items, truth = [], {}
+    day = datetime(2010, 1, 4)
+    while day.year <= 2030:
+        for hour, minute in ((10, 0), (23, 30)):
+            local = day.replace(hour=hour, minute=minute)
+            if not (_clear(zone, local) and _clear(zone, local + timedelta(hours=1))):
+                continue
+            start = local.replace(tzinfo=zone)
+            ev = Event()
+            uid = f"{zone_name}-{local:%Y%m%dT%H%M}@test"
+            ev.add("UID", uid)
+            ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
+            ev.add("DTSTART", start)
+            ev.add("DTEND", start + timedelta(hours=1))
+            assign_eras(ev)
+            items.append(ev)
+            truth[uid] = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        day += timedelta(days=step)
+    return items, truth
+
+
+@pytest.mark.parametrize("zone_name", ERA_ZONES)
+def test_one_feed_over_twenty_years_reads_right_everywhere(example: LoadedConfig, zone_name: str) -> None:
+    """One calendar holding 2010-2030 of a zone: each reader gives the real instant and Outlook's rule
+    the real offset at every item, whatever era of the zone it falls in."""
+    items, truth = _items(zone_name)
+    data = wrap_calendar(
+        example.project, items, method=None, name="n", description=None, language="ru"
+    ).to_ical()
+    rows = all_readers_agree(data)["icalendar"]
+    wrong = [(uid, start, truth[uid]) for uid, _, start, _ in rows if start != truth[uid]]
+    assert not wrong, wrong[:5]
+    assert outlook_check(data) == 2 * len(items)
+
+
+def test_moscow_2013_gets_a_tzid_of_its_era() -> None:
+    assert era_of("Europe/Moscow", datetime(2013, 5, 10, 10)).tzid == "Europe/Moscow to 2014-10-26"
+    assert era_of("Europe/Moscow", datetime(2020, 9, 25, 10)).tzid == "Europe/Moscow"
+    # Winter 2010 was +3 as today: today's rules read it right, so it needs no TZID of its own.
+    assert era_of("Europe/Moscow", datetime(2010, 1, 10, 10)).tzid == "Europe/Moscow"
+    assert era_of("Europe/Berlin", datetime(2012, 7, 1, 10)).tzid == "Europe/Berlin"
+    tz = vtimezone_for("Europe/Moscow to 2014-10-26", datetime(2013, 5, 10, 10), datetime(2013, 5, 10, 12))
+    assert [b["TZOFFSETTO"].td for b in tz.subcomponents][-1] == timedelta(hours=4)
+    assert outlook_offset(tz, datetime(2013, 5, 10, 10)) == timedelta(hours=4)
+
+
+def test_feed_with_2013_and_2020_items_reads_right_in_outlook(example: LoadedConfig, tmp_path: Path) -> None:
+    """One feed with a 2013 key event (Moscow at UTC+4) and a 2020 meeting (UTC+3): issue 9, item 2."""
+    project = example.project
+    old = project.all_events()[1].model_copy(
+        update={"when": DateRange(start=datetime(2013, 11, 19, 14), end=datetime(2013, 11, 19, 16))}
+    )
+    now = datetime(2020, 9, 15, 7, tzinfo=UTC)
+    state = SQLiteStore(tmp_path / "s.db").event_state("u", "f", now)
+    items = [
+        key_event(project, old, state, now, "ru"),
+        meeting_event(project, project.meeting("heads-2020-09"), state, now, "ru"),
+    ]
+    for data in (
+        feed_bytes(project, items, name="n", description=None, language="ru", cache=SerialCache()),
+        wrap_calendar(project, items, method=None, name="n", description=None, language="ru").to_ical(),
+    ):
+        assert outlook_check(data) == 4
+        rows = all_readers_agree(data)["icalendar"]
+        assert sorted(r[2] for r in rows) == ["2013-11-19T10:00:00Z", "2020-09-25T07:00:00Z"]
+
+
+def test_invitation_to_a_2013_meeting_reads_right_in_outlook(example: LoadedConfig, tmp_path: Path) -> None:
+    project = example.project
+    meeting = project.meeting("heads-2020-09").model_copy(
+        update={"start": datetime(2013, 9, 25, 10), "end": datetime(2013, 9, 25, 12)}
+    )
+    now = datetime(2013, 9, 1, 7, tzinfo=UTC)
+    state = SQLiteStore(tmp_path / "s.db").event_state("u", "f", now)
+    data = imip_template(project, meeting, method="REQUEST", state=state, now=now, language="ru")
+    assert outlook_check(data) == 2
+    rows = all_readers_agree(data)["icalendar"]
+    assert [r[2] for r in rows] == ["2013-09-25T06:00:00Z"]
+
+
+def test_weekly_series_across_the_2014_change_reads_right() -> None:
+    """A series from 2014 into 2015: RFC readers place every occurrence right; Outlook, which applies one
+    rule to a whole series, reads the occurrences of the era the series ends in right."""
+    zone = ZoneInfo("Europe/Moscow")
+    ev = Event()
+    ev.add("UID", "series@test")
+    ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
+    start = datetime(2014, 9, 4, 15, tzinfo=zone)
+    ev.add("DTSTART", start)
+    ev.add("DTEND", start + timedelta(hours=1))
+    ev.add("RRULE", {"FREQ": "WEEKLY", "UNTIL": datetime(2015, 3, 26, 12, tzinfo=UTC)})
+    ev.add("EXDATE", datetime(2014, 10, 30, 15, tzinfo=zone))
+    assign_eras(ev)
+    assert ev["DTSTART"].params["TZID"] == "Europe/Moscow"
+    cal = Calendar()
+    cal.add("PRODID", "-//test//EN")
+    cal.add("VERSION", "2.0")
+    (tzid, (lo, hi)), *_ = _tz_spans([ev]).items()
+    cal.add_component(vtimezone_for(tzid, lo, hi))
+    cal.add_component(ev)
+    data = cal.to_ical()
+    rows = all_readers_agree(data)["icalendar"]
+    occurrences = [r[2] for r in rows if r[1] is not None]
+    assert len(occurrences) == 29
+    assert "2014-09-04T11:00:00Z" in occurrences and "2015-03-26T12:00:00Z" in occurrences
+    assert "2014-10-30T12:00:00Z" not in occurrences and "2014-10-30T11:00:00Z" not in occurrences
+    assert outlook_offset(cal.walk("VTIMEZONE")[0], datetime(2015, 1, 15, 15)) == timedelta(hours=3)
