@@ -21,6 +21,7 @@ from scheduler.calendar import (
     wrap_calendar,
 )
 from scheduler.config import LoadedConfig
+from scheduler.i18n import format_span, zone_label
 from scheduler.imip import imip_template
 from scheduler.model import DateRange
 from scheduler.store import SQLiteStore
@@ -325,3 +326,38 @@ def test_weekly_series_across_the_2014_change_reads_right() -> None:
     assert "2014-09-04T11:00:00Z" in occurrences and "2015-03-26T12:00:00Z" in occurrences
     assert "2014-10-30T12:00:00Z" not in occurrences and "2014-10-30T11:00:00Z" not in occurrences
     assert outlook_offset(cal.walk("VTIMEZONE")[0], datetime(2015, 1, 15, 15)) == timedelta(hours=3)
+
+
+# -- the Russian "(МСК+N)" label: both offsets at that instant -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "local", "label"),
+    [
+        ("Europe/Moscow", datetime(2013, 9, 25, 10), "МСК"),  # UTC+4 then, still Moscow time
+        ("Europe/Moscow", datetime(2010, 7, 1, 10), "МСК"),  # summer time before 2011
+        ("Europe/Moscow", datetime(2020, 9, 25, 10), "МСК"),
+        ("Asia/Yekaterinburg", datetime(2013, 9, 25, 10), "МСК+2"),  # UTC+6 then
+        ("Asia/Yekaterinburg", datetime(2020, 9, 25, 10), "МСК+2"),
+        ("Europe/Kaliningrad", datetime(2013, 1, 10, 10), "МСК-1"),
+        ("Europe/Samara", datetime(2010, 7, 1, 10), "МСК"),  # Samara kept Moscow time in 2010-2011
+        ("Europe/Samara", datetime(2013, 1, 10, 10), "МСК"),
+        ("Europe/Samara", datetime(2020, 1, 10, 10), "МСК+1"),
+        ("Asia/Omsk", datetime(2013, 1, 10, 10), "МСК+3"),
+        ("Europe/Astrakhan", datetime(2015, 1, 10, 10), "МСК"),  # UTC+3 until March 2016
+        ("Europe/Astrakhan", datetime(2017, 1, 10, 10), "МСК+1"),
+        ("Europe/Volgograd", datetime(2019, 1, 10, 10), "МСК+1"),  # UTC+4 from 2018 to 2020
+        ("Europe/Volgograd", datetime(2021, 1, 10, 10), "МСК"),
+    ],
+)
+def test_moscow_label_from_both_offsets_at_the_instant(zone_name: str, local: datetime, label: str) -> None:
+    moment = local.replace(tzinfo=ZoneInfo(zone_name))
+    assert zone_label(moment, "ru") == label
+    end = moment + timedelta(hours=2)
+    assert format_span(moment, end, "ru").endswith(f"({label})")
+
+
+def test_english_labels_keep_the_offset() -> None:
+    assert zone_label(datetime(2013, 9, 25, 10, tzinfo=ZoneInfo("Europe/Moscow")), "en") == "MSK"
+    assert zone_label(datetime(2010, 7, 1, 10, tzinfo=ZoneInfo("Europe/Moscow")), "en") == "MSD"
+    assert zone_label(datetime(2013, 9, 25, 10, tzinfo=ZoneInfo("Asia/Yekaterinburg")), "en") == "UTC+6"
