@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
-from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur
+from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur, vText
 
 from .model import (
     WEEKDAYS,
@@ -533,11 +533,13 @@ def wrap_calendar(
         cal.add("METHOD", method)
     else:
         # Subscription hints: a name and zone for clients that show them, how often to poll.
-        cal.add("NAME", name)
-        cal.add("X-WR-CALNAME", name)
+        # TEXT values (RFC 5545 3.3.11): icalendar escapes `,` `;` `\` and line breaks only for the
+        # properties it knows as TEXT, not for NAME (RFC 7986) or the X-WR- ones, so say so explicitly.
+        cal.add("NAME", vText(name))
+        cal.add("X-WR-CALNAME", vText(name))
         if description:
-            cal.add("DESCRIPTION", description)
-            cal.add("X-WR-CALDESC", description)
+            cal.add("DESCRIPTION", vText(description))
+            cal.add("X-WR-CALDESC", vText(description))
         cal.add("X-WR-TIMEZONE", project.settings.timezone)
         cal.add("REFRESH-INTERVAL", REFRESH, parameters={"VALUE": "DURATION"})
         cal.add("X-PUBLISHED-TTL", vDuration(REFRESH))

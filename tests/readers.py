@@ -20,8 +20,11 @@ from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar, Component
 
 __all__ = [
+    "CALENDAR_TEXTS",
+    "EVENT_TEXTS",
     "LIMIT",
     "READERS",
+    "TEXT_READERS",
     "Row",
     "all_readers_agree",
     "available_readers",
@@ -29,6 +32,8 @@ __all__ = [
     "outlook_check",
     "outlook_offset",
     "read_with",
+    "texts_read",
+    "unescape_text",
 ]
 
 # One row per VEVENT as written and one per occurrence of a recurring one (its RECURRENCE-ID is its start):
@@ -315,6 +320,112 @@ def all_readers_agree(ics: bytes, readers: Iterable[str] | None = None) -> dict[
     if problems:
         raise AssertionError("readers disagree:\n" + "\n".join(problems))
     return results
+
+
+# -- TEXT values (RFC 5545 3.3.11) ----------------------------------------------------------------------------
+
+CALENDAR_TEXTS = ("NAME", "X-WR-CALNAME", "DESCRIPTION", "X-WR-CALDESC")
+EVENT_TEXTS = ("SUMMARY", "LOCATION", "DESCRIPTION", "CATEGORIES")
+Texts = dict[str, Any]  # {"calendar": {property: text}, "events": {uid: {property: text or [texts]}}}
+
+
+def unescape_text(value: str) -> str:
+    """RFC 5545 TEXT unescaping, for properties a reader hands back as written (NAME, X-WR-...)."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            out.append("\n" if nxt in "nN" else nxt)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _texts_icalendar(ics: bytes) -> Texts:
+    cal = Calendar.from_ical(ics)
+    # icalendar unescapes only the properties it knows as TEXT; NAME and X-WR-* come back as written.
+    calendar = {
+        n: unescape_text(str(cal[n])) if n != "DESCRIPTION" else str(cal[n])
+        for n in CALENDAR_TEXTS
+        if n in cal
+    }
+    events = {}
+    for ev in cal.walk("VEVENT"):
+        one: dict[str, Any] = {n: str(ev[n]) for n in EVENT_TEXTS[:3] if n in ev}
+        lines = ev.get("CATEGORIES", [])
+        one["CATEGORIES"] = [
+            str(c) for line in (lines if isinstance(lines, list) else [lines]) for c in line.cats
+        ]
+        events[str(ev["UID"])] = one
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_vobject(ics: bytes) -> Texts:
+    getattr(vobject.icalendar, "__tzidMap").clear()
+    cal = vobject.readOne(ics.decode("utf-8"))
+    calendar = {n: cal.contents[n.lower()][0].value for n in CALENDAR_TEXTS if n.lower() in cal.contents}
+    events = {}
+    for ev in cal.contents.get("vevent", []):
+        one: dict[str, Any] = {
+            n: ev.contents[n.lower()][0].value for n in EVENT_TEXTS[:3] if n.lower() in ev.contents
+        }
+        one["CATEGORIES"] = [c for line in ev.contents.get("categories", []) for c in line.value]
+        events[ev.uid.value] = one
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_ical(ics: bytes) -> Texts:
+    cal = IcsCalendarStream.calendar_from_ics(ics.decode("utf-8"))
+    calendar: dict[str, Any] = {}
+    if cal.name:
+        calendar["NAME"] = cal.name[0]
+    if cal.description:
+        calendar["DESCRIPTION"] = cal.description[0]
+    for extra in cal.extras:  # X- properties come back as written
+        if extra.name.upper() in CALENDAR_TEXTS:
+            calendar[extra.name.upper()] = unescape_text(extra.value)
+    events = {}
+    for ev in cal.events:
+        one: dict[str, Any] = {"SUMMARY": ev.summary, "LOCATION": ev.location, "DESCRIPTION": ev.description}
+        # `ical` splits CATEGORIES at every comma, escaped ones too, so it cannot be asked about them.
+        events[str(ev.uid)] = {k: v for k, v in one.items() if v is not None}
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_icaljs(ics: bytes) -> Texts:
+    done = subprocess.run(
+        ["node", str(JS_DIR / "read.mjs"), "texts"], input=ics, capture_output=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"ical.js failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    data = json.loads(done.stdout)
+    # ical.js unescapes DESCRIPTION but not NAME (RFC 7986) or X-WR-*, which it does not know
+    calendar = {
+        n: (v if n == "DESCRIPTION" else unescape_text(v))
+        for n, v in data["calendar"].items()
+        if v is not None
+    }
+    events = {
+        uid: {k: v for k, v in one.items() if v is not None and v != []}
+        for uid, one in data["events"].items()
+    }
+    return {"calendar": calendar, "events": events}
+
+
+TEXT_READERS: dict[str, Callable[[bytes], Texts]] = {
+    "icalendar": _texts_icalendar,
+    "ical": _texts_ical,
+    "vobject": _texts_vobject,
+    "ical.js": _texts_icaljs,
+}
+
+
+def texts_read(ics: bytes) -> dict[str, Texts]:
+    """The calendar's and each event's TEXT values as every available reader gives them back."""
+    return {name: TEXT_READERS[name](ics) for name in available_readers() if name in TEXT_READERS}
 
 
 # -- Outlook -----------------------------------------------------------------------------------------------
