@@ -28,9 +28,11 @@ from scheduler.store import SQLiteStore
 from scheduler.timezones import assign_eras, era_of, transitions, vtimezone, vtimezone_for
 from tests.readers import (
     all_readers_agree,
+    available_readers,
     missing_readers,
     outlook_check,
     outlook_offset,
+    read_with,
     require_every_reader,
 )
 
@@ -361,3 +363,26 @@ def test_english_labels_keep_the_offset() -> None:
     assert zone_label(datetime(2013, 9, 25, 10, tzinfo=ZoneInfo("Europe/Moscow")), "en") == "MSK"
     assert zone_label(datetime(2010, 7, 1, 10, tzinfo=ZoneInfo("Europe/Moscow")), "en") == "MSD"
     assert zone_label(datetime(2013, 9, 25, 10, tzinfo=ZoneInfo("Asia/Yekaterinburg")), "en") == "UTC+6"
+
+
+def test_readers_that_apply_the_vtimezone_notice_a_wrong_one() -> None:
+    """The check has teeth: a VTIMEZONE that lies about Europe/Moscow (+05) is read by the readers that
+    apply it (vobject, ical.js, libical) differently from those that use zoneinfo, and Outlook's rule
+    reads +05 too."""
+    text = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+        b"BEGIN:VTIMEZONE\r\nTZID:Europe/Moscow\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        b"RDATE:19700101T000000\r\nTZOFFSETFROM:+0500\r\nTZOFFSETTO:+0500\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        b"BEGIN:VEVENT\r\nUID:lie@test\r\nDTSTAMP:20200101T000000Z\r\n"
+        b"DTSTART;TZID=Europe/Moscow:20200925T100000\r\nDTEND;TZID=Europe/Moscow:20200925T120000\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    by_zoneinfo = read_with("icalendar", text)
+    assert by_zoneinfo[0][2] == "2020-09-25T07:00:00Z"
+    for name in available_readers():
+        if name in ("vobject", "ical.js", "libical"):
+            assert read_with(name, text)[0][2] == "2020-09-25T05:00:00Z", name
+    with pytest.raises(AssertionError, match="readers disagree"):
+        all_readers_agree(text)
+    with pytest.raises(AssertionError, match="Outlook would show the wrong hour"):
+        outlook_check(text)
