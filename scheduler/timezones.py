@@ -388,9 +388,23 @@ def vtimezone(
     return tz
 
 
+def _parse_tzid(tzid: str, year: int) -> Era:
+    """The era a TZID written by `_tzid` names, read back from the TZID alone."""
+    zone_name, _, rest = tzid.partition(" ")
+    horizon = _horizon(year)
+    trs = transitions(zone_name, horizon)
+    cut = len(trs)
+    words = rest.split()
+    if words[:1] == ["to"] and len(words) >= 2:
+        day = date.fromisoformat(words[1])
+        cut = next(i for i, t in enumerate(trs) if t.local_start.date() == day)
+        words = words[2:]
+    preferred = _preferred_ruled(trs, cut, horizon)
+    ruled = {"DST": True, "fixed": False}[words[0]] if words else preferred
+    return Era(zone_name, tzid, trs[cut].at if cut < len(trs) else None, ruled)
+
+
 def vtimezone_for(tzid: str, first: datetime | date, last: datetime | date) -> Timezone:
     """The VTIMEZONE of a TZID written by `assign_eras` (or of a plain IANA zone)."""
-    era = _ERAS.get(tzid)
-    if era is None:
-        return vtimezone(tzid, first, last)
+    era = _ERAS.get(tzid) or _parse_tzid(tzid, last.year)
     return vtimezone(era.zone, first, last, tzid=tzid, cutoff=era.cutoff, ruled=era.ruled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import vobject
+from dateutil.rrule import rrulestr
 from dateutil.tz import tzical
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from icalendar import Calendar, Component, Event, Timezone
 
 from scheduler.calendar import (
@@ -20,12 +24,12 @@ from scheduler.calendar import (
     meeting_event,
     wrap_calendar,
 )
-from scheduler.config import LoadedConfig
+from scheduler.config import LoadedConfig, load_config
 from scheduler.i18n import format_span, zone_label
 from scheduler.imip import imip_template
-from scheduler.model import DateRange
+from scheduler.model import DateRange, Project
 from scheduler.store import SQLiteStore
-from scheduler.timezones import assign_eras, era_of, transitions, vtimezone, vtimezone_for
+from scheduler.timezones import _parse_tzid, assign_eras, era_of, transitions, vtimezone, vtimezone_for
 from tests.readers import (
     all_readers_agree,
     available_readers,
@@ -248,7 +252,7 @@ def test_one_feed_over_twenty_years_reads_right_everywhere(example: LoadedConfig
     the real offset at every item, whatever era of the zone it falls in."""
     items, truth = _items(zone_name)
     data = wrap_calendar(
-        example.project, items, method=None, name="n", description=None, language="ru"
+        _example_project(), items, method=None, name="n", description=None, language="ru"
     ).to_ical()
     rows = all_readers_agree(data)["icalendar"]
     wrong = [(uid, start, truth[uid]) for uid, _, start, _ in rows if start != truth[uid]]
@@ -386,3 +390,80 @@ def test_readers_that_apply_the_vtimezone_notice_a_wrong_one() -> None:
         all_readers_agree(text)
     with pytest.raises(AssertionError, match="Outlook would show the wrong hour"):
         outlook_check(text)
+
+
+def test_a_derived_tzid_names_its_era_by_itself() -> None:
+    """A TZID read back from its text gives the same VTIMEZONE as the era that wrote it."""
+    for zone_name, local in (
+        ("Europe/Moscow", datetime(2013, 5, 10, 10)),
+        ("America/Sao_Paulo", datetime(2018, 12, 10, 10)),
+        ("Asia/Tehran", datetime(2015, 7, 1, 10)),
+        ("America/Sao_Paulo", datetime(2025, 7, 1, 10)),
+    ):
+        era = era_of(zone_name, local)
+        parsed = _parse_tzid(era.tzid, local.year)
+        assert parsed == era, (zone_name, local)
+
+
+# -- a property: any mix of zones, moments and series in one calendar ------------------------------------
+
+_moment = st.datetimes(min_value=datetime(2010, 1, 1), max_value=datetime(2030, 12, 31))
+
+
+@st.composite
+def _calendar_items(draw: st.DrawFn) -> list[tuple[str, datetime, timedelta, str | None, int]]:
+    """(zone, local start, length, weekly/monthly or None, count) for up to six items of one calendar."""
+    out = []
+    for _ in range(draw(st.integers(1, 6))):
+        zone_name = draw(st.sampled_from(ERA_ZONES))
+        local = draw(_moment).replace(second=0, microsecond=0)
+        length = timedelta(minutes=draw(st.integers(15, 8 * 60)))
+        freq = draw(st.sampled_from([None, None, "WEEKLY", "MONTHLY"]))
+        out.append((zone_name, local, length, freq, draw(st.integers(2, 30))))
+    return out
+
+
+@functools.cache
+def _example_project() -> Project:
+    return load_config(Path(__file__).resolve().parent.parent / "config").project
+
+
+@settings(max_examples=10, deadline=None)
+@given(_calendar_items())
+def test_any_mix_of_zones_and_years_reads_right(specs: list) -> None:
+    items, truth = [], {}
+    for n, (zone_name, local, length, freq, count) in enumerate(specs):
+        zone = ZoneInfo(zone_name)
+        assume(_clear(zone, local) and _clear(zone, local + length))
+        start = local.replace(tzinfo=zone)
+        ev = Event()
+        uid = f"item-{n}@test"
+        ev.add("UID", uid)
+        ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
+        ev.add("DTSTART", start)
+        ev.add("DTEND", start + length)
+        if freq:
+            # UNTIL as the model writes it: the last occurrence in UTC
+            rule = rrulestr(f"FREQ={freq};COUNT={count}", dtstart=start)
+            last = list(rule)[-1]
+            assume(all(_clear(zone, o.replace(tzinfo=None)) for o in rule))
+            ev.add("RRULE", {"FREQ": freq, "UNTIL": last.astimezone(UTC)})
+        assign_eras(ev)
+        items.append(ev)
+        truth[uid] = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = wrap_calendar(
+        _example_project(), items, method=None, name="n", description=None, language="ru"
+    ).to_ical()
+    rows = all_readers_agree(data)["icalendar"]
+    for uid, rid, start, _ in rows:
+        if rid is None:
+            assert start == truth[uid], (uid, start, truth[uid])
+    # Outlook applies one rule to a whole series: a series checks at its last occurrence's era only
+    cal = Calendar.from_ical(data)
+    single = Calendar()
+    for tz in cal.walk("VTIMEZONE"):
+        single.add_component(tz)
+    for ev in cal.walk("VEVENT"):
+        if "RRULE" not in ev:
+            single.add_component(ev)
+    outlook_check(single.to_ical())
