@@ -16,7 +16,6 @@ __all__ = [
     "Transition",
     "assign_eras",
     "era_of",
-    "era_zone",
     "transitions",
     "vtimezone",
     "vtimezone_for",
@@ -28,6 +27,8 @@ __all__ = [
 # late. Here the rules in force for the events' period always come last, as RRULE blocks (zones with
 # daylight saving) or one plain STANDARD (fixed zones), and earlier history precedes them as one block per
 # transition, so readers that apply the whole component (RFC 5545) still get historical offsets right.
+# Since only the last rules count for Outlook, a moment of an earlier era of a zone (Moscow at UTC+4 in
+# 2011-2014) is written under a TZID of its own whose VTIMEZONE stops at the end of that era.
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -310,12 +311,6 @@ def assign_eras(component: Component) -> None:
                     assert zone is not None
                     tzid = era_of(zone, first.replace(tzinfo=None), first.fold).tzid
                 line.params["TZID"] = tzid  # type: ignore[attr-defined]
-
-
-def era_zone(tzid: str) -> str:
-    """The IANA zone a TZID written by `assign_eras` stands for."""
-    era = _ERAS.get(tzid)
-    return era.zone if era else tzid
 
 
 # -- VTIMEZONE ---------------------------------------------------------------------------------------------
