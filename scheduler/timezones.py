@@ -225,22 +225,21 @@ def era_of(zone_name: str, local: datetime, fold: int = 0) -> Era:
     horizon = _horizon(local.year)
     trs = transitions(zone_name, horizon)
     first_after = next((i for i, t in enumerate(trs) if t.at > instant), len(trs))
-    for cut in range(len(trs), first_after - 1, -1):
-        preferred = _preferred_ruled(trs, cut, horizon)
-        forms = (preferred, not preferred) if _pair(trs, cut) is not None else (False,)
-        for ruled in forms:
+    # The form in force at each cutoff first (rules while DST was kept, else a fixed offset), so TZIDs
+    # name real eras; the other form only where none of those reads the moment right.
+    for natural in (True, False):
+        for cut in range(len(trs), first_after - 1, -1):
+            preferred = _preferred_ruled(trs, cut, horizon)
+            ruled = preferred if natural else not preferred
+            if ruled and _pair(trs, cut) is None:
+                continue
             if _outlook_reads(zone_name, trs, cut, ruled, local) == real:
-                era = Era(
-                    zone_name,
-                    _tzid(zone_name, trs, cut, ruled, horizon),
-                    trs[cut].at if cut < len(trs) else None,
-                    ruled,
-                )
+                tzid = _tzid(zone_name, trs, cut, ruled, horizon)
+                era = Era(zone_name, tzid, trs[cut].at if cut < len(trs) else None, ruled)
                 _ERAS.setdefault(era.tzid, era)
                 return era
-    raise AssertionError(
-        f"no VTIMEZONE form for {zone_name} at {local}"
-    )  # the fixed form at first_after fits
+    # unreachable: at the first cutoff after the moment, the fixed form reads the offset then in force
+    raise AssertionError(f"no VTIMEZONE form for {zone_name} at {local}")
 
 
 def _zone_key(moment: object) -> str | None:

@@ -18,6 +18,7 @@ import vobject.icalendar
 from dateutil.rrule import rruleset, rrulestr
 from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar, Component
+from icalendar.timezone import tzp
 
 __all__ = [
     "CALENDAR_TEXTS",
@@ -93,8 +94,15 @@ def _values(prop: Any) -> list[Any]:
     return [d.dt for line in lines for d in line.dts]
 
 
+def _forget_icalendar_zones() -> None:
+    """icalendar keeps the first VTIMEZONE it meets for each non-IANA TZID for the whole process; read
+    each document with its own (the same TZID covers a different span in another calendar)."""
+    tzp.use_default()
+
+
 def read_icalendar(ics: bytes) -> list[Row]:
     """icalendar: IANA TZIDs by zoneinfo, any other TZID by its VTIMEZONE."""
+    _forget_icalendar_zones()
     rows: list[Row] = []
     for ev in Calendar.from_ical(ics).walk("VEVENT"):
         uid = str(ev["UID"])
@@ -345,6 +353,7 @@ def unescape_text(value: str) -> str:
 
 
 def _texts_icalendar(ics: bytes) -> Texts:
+    _forget_icalendar_zones()
     cal = Calendar.from_ical(ics)
     # icalendar unescapes only the properties it knows as TEXT; NAME and X-WR-* come back as written.
     calendar = {
@@ -501,6 +510,7 @@ def outlook_check(ics: bytes) -> int:
     zone's rules can be right in Outlook only for the era it ends in (cyclogram gives it that era's).
     A TZID that is not an IANA name (an era of a zone) is checked against the zone it starts with.
     """
+    _forget_icalendar_zones()
     cal = Calendar.from_ical(ics)
     zones = {str(tz["TZID"]): tz for tz in cal.walk("VTIMEZONE")}
     failures = []

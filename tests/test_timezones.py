@@ -466,3 +466,29 @@ def test_any_mix_of_zones_and_years_reads_right(specs: list) -> None:
         if rid is None:
             assert start == truth[uid], (uid, start, truth[uid])
     outlook_check(data)
+
+
+def test_each_calendar_is_read_with_its_own_vtimezones() -> None:
+    """The same derived TZID covers another span in another calendar: readers must not keep the first
+    one they met (icalendar does, process-wide, unless told to forget)."""
+    zone = ZoneInfo("America/Sao_Paulo")
+
+    def calendar(*starts: datetime) -> bytes:
+        items = []
+        for n, local in enumerate(starts):
+            ev = Event()
+            ev.add("UID", f"sp-{n}@test")
+            ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
+            ev.add("DTSTART", local.replace(tzinfo=zone))
+            ev.add("DTEND", local.replace(tzinfo=zone) + timedelta(hours=1))
+            assign_eras(ev)
+            items.append(ev)
+        return wrap_calendar(
+            _example_project(), items, method=None, name="n", description=None, language="ru"
+        ).to_ical()
+
+    later = calendar(datetime(2014, 12, 1, 10))
+    earlier = calendar(datetime(2012, 11, 3, 10), datetime(2014, 12, 1, 10))
+    assert all_readers_agree(later)["icalendar"][0][2] == "2014-12-01T12:00:00Z"
+    starts = sorted(r[2] for r in all_readers_agree(earlier)["icalendar"])
+    assert starts == ["2012-11-03T12:00:00Z", "2014-12-01T12:00:00Z"]
