@@ -103,7 +103,7 @@ def header(name: str, value: str) -> bytes:
     refuse_controls(name, value)
     room = _LINE - len(name) - 2
     text = None
-    if value.isascii() and not value.startswith(_PREFIX[:2]) and "=?" not in value:
+    if value.isascii() and "=?" not in value:  # text that looks like an encoded-word is encoded itself
         text = _fold_ascii(value, room)
     if text is None:
         text = encode_words(value, room)
@@ -131,7 +131,7 @@ def address(display_name: str, addr_spec: str, *, header_name: str = "To") -> st
     words = encode_words(display_name, room)
     last = words.rsplit("\r\n ", 1)[-1]
     fits = len(last) + 2 + len(addr_spec) + 1 <= (_LINE - 1 if "\r\n" in words else room)
-    return f"{words}{' ' if fits else chr(13) + chr(10) + ' '}<{addr_spec}>"
+    return words + (" " if fits else "\r\n ") + f"<{addr_spec}>"
 
 
 @dataclass(frozen=True)
