@@ -282,11 +282,32 @@ def _last_occurrence(component: Component, start: datetime) -> datetime | None:
     return last
 
 
+def _era_tzid(moment: datetime) -> str:
+    zone = _zone_key(moment)
+    assert zone is not None
+    return era_of(zone, moment.replace(tzinfo=None), moment.fold).tzid
+
+
+def _one_date_per_line(sub: Component, name: str) -> None:
+    """Split a list property into one line per zoned value, so that each may carry its own TZID."""
+    lines = _lines(sub, name)
+    if all(len(_moments(line)) <= 1 for line in lines):
+        return
+    values = [m for line in lines for m in (_moments(line) or [None])]
+    if None in values:  # dates or periods among them: leave the property as written
+        return
+    del sub[name]
+    for moment in values:
+        sub.add(name, moment)
+
+
 def assign_eras(component: Component) -> None:
     """Write each zoned date-time of `component` under the TZID of its era (see `era_of`).
 
-    A recurring item's values all take the era of its last occurrence (RRULE, EXDATE and RDATE are read
-    in DTSTART's zone): Outlook then reads its later occurrences right, and RFC readers all of them.
+    An item with an RRULE takes the era of its last occurrence for all its values, since RRULE, EXDATE and
+    RDATE are read in DTSTART's zone: Outlook then reads its later occurrences right, and RFC readers all
+    of them. Without an RRULE, every value has its own era, each RDATE on a line of its own (Outlook ignores
+    RDATE and shows DTSTART, which is then right whatever era the added dates fall in).
     """
     for sub in component.walk():
         start = sub.get("DTSTART")
@@ -296,20 +317,15 @@ def assign_eras(component: Component) -> None:
             zone = _zone_key(start.dt)
             assert zone is not None
             # A rule that never ends takes today's rules.
-            series = zone if last is None else era_of(zone, last.replace(tzinfo=None), last.fold).tzid
+            series = zone if last is None else _era_tzid(last)
+        else:
+            for name in ("RDATE", "EXDATE"):
+                _one_date_per_line(sub, name)
         for name in _MOMENTS:
             for line in _lines(sub, name):
                 moments = _moments(line)
-                if not moments:
-                    continue
-                if series is not None:
-                    tzid = series
-                else:
-                    first = moments[0]
-                    zone = _zone_key(first)
-                    assert zone is not None
-                    tzid = era_of(zone, first.replace(tzinfo=None), first.fold).tzid
-                line.params["TZID"] = tzid  # type: ignore[attr-defined]
+                if moments:
+                    line.params["TZID"] = series or _era_tzid(moments[0])  # type: ignore[attr-defined]
 
 
 # -- VTIMEZONE ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "outlook_check",
     "outlook_offset",
     "read_with",
+    "require_every_reader",
     "texts_read",
     "unescape_text",
 ]
@@ -72,8 +73,11 @@ def _expand(
         return datetime(v.year, v.month, v.day, tzinfo=as_dt.tzinfo)
 
     rs = rruleset()
+    rules = list(rules)
     for rule in rules:
         rs.rrule(rrulestr(rule, dtstart=as_dt, ignoretz=False))  # type: ignore[arg-type]
+    if not rules:  # RDATE alone: DTSTART is the first instance (RFC 5545 3.8.5.2)
+        rs.rdate(as_dt)
     for d in rdates:
         rs.rdate(norm(d))
     for d in exdates:
@@ -109,8 +113,9 @@ def read_icalendar(ics: bytes) -> list[Row]:
         start, end = ev.start, ev.end
         rid = _stamp(ev["RECURRENCE-ID"].dt) if "RECURRENCE-ID" in ev else None
         rows.append((uid, rid, _stamp(start), _stamp(end)))
-        if "RRULE" in ev and rid is None:
-            rules = ev["RRULE"] if isinstance(ev["RRULE"], list) else [ev["RRULE"]]
+        if ("RRULE" in ev or "RDATE" in ev) and rid is None:
+            rules = ev.get("RRULE", [])
+            rules = rules if isinstance(rules, list) else [rules]
             texts = [_rrule_text(r, start) for r in rules]
             rdates = _values(ev["RDATE"]) if "RDATE" in ev else []
             exdates = _values(ev["EXDATE"]) if "EXDATE" in ev else []
@@ -136,7 +141,7 @@ def read_ical(ics: bytes) -> list[Row]:
         if ev.recurrence_id:
             rid = _stamp(_ical_rid(ev.recurrence_id, ev.dtstart))
         rows.append((uid, rid, _stamp(ev.dtstart), _stamp(ev.end)))
-        if ev.rrule is not None and rid is None:
+        if (ev.rrule is not None or ev.rdate) and rid is None:
             length = ev.end - ev.dtstart
             for n, occ in enumerate(ev.as_rrule() or []):
                 if n >= LIMIT:
@@ -174,7 +179,7 @@ def read_vobject(ics: bytes) -> list[Row]:
             end = start + timedelta(days=1) if not isinstance(start, datetime) else start
         rid = _stamp(ev.recurrence_id.value) if hasattr(ev, "recurrence_id") else None
         rows.append((uid, rid, _stamp(start), _stamp(end)))
-        if hasattr(ev, "rrule") and rid is None:
+        if (hasattr(ev, "rrule") or hasattr(ev, "rdate")) and rid is None:
             length = end - start
             for n, occ in enumerate(ev.getrruleset(addRDate=True)):
                 if n >= LIMIT:
@@ -234,22 +239,34 @@ while ev is not None:
     rid = None if rid_time is None else stamp(rid_time)
     rows.append([uid, rid, stamp(start), stamp(end)])
     rule_prop = ev.get_first_property(I.PropertyKind.RRULE_PROPERTY)
-    if rule_prop is not None and rid is None:
+    has_rdate = ev.get_first_property(I.PropertyKind.RDATE_PROPERTY) is not None
+    if (rule_prop is not None or has_rdate) and rid is None:
         length = I.Time.as_timet_with_zone(end, end.get_timezone()) - I.Time.as_timet_with_zone(start, start.get_timezone())
         excluded = set()
         ex = ev.get_first_property(I.PropertyKind.EXDATE_PROPERTY)
         while ex is not None:
             excluded.add(stamp(I.Property.get_datetime_with_component(ex, ev)))
             ex = ev.get_next_property(I.PropertyKind.EXDATE_PROPERTY)
-        it = I.RecurIterator.new(rule_prop.get_rrule(), start)
-        n = 0
-        while n < LIMIT:
-            occ = it.next()
-            if occ is None or occ.is_null_time():
-                break
-            occ.set_timezone(start.get_timezone())
-            if stamp(occ) in excluded:
+        occurrences = []
+        if rule_prop is not None:
+            it = I.RecurIterator.new(rule_prop.get_rrule(), start)
+            while len(occurrences) < LIMIT + len(excluded):
+                occ = it.next()
+                if occ is None or occ.is_null_time():
+                    break
+                occ.set_timezone(start.get_timezone())
+                occurrences.append(occ)
+        else:
+            occurrences.append(start.clone())
+        rd = ev.get_first_property(I.PropertyKind.RDATE_PROPERTY)
+        while rd is not None:
+            occurrences.append(I.Property.get_datetime_with_component(rd, ev))
+            rd = ev.get_next_property(I.PropertyKind.RDATE_PROPERTY)
+        n, seen = 0, set()
+        for occ in occurrences:
+            if stamp(occ) in excluded or stamp(occ) in seen or n >= LIMIT:
                 continue
+            seen.add(stamp(occ))
             n += 1
             if start.is_date():
                 fin = occ.clone(); fin.adjust(length // 86400, 0, 0, 0)

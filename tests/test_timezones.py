@@ -420,7 +420,7 @@ def _calendar_items(draw: st.DrawFn) -> list[tuple[str, datetime, timedelta, str
         zone_name = draw(st.sampled_from(ERA_ZONES))
         local = draw(_moment).replace(second=0, microsecond=0)
         length = timedelta(minutes=draw(st.integers(15, 8 * 60)))
-        freq = draw(st.sampled_from([None, None, "WEEKLY", "MONTHLY"]))
+        freq = draw(st.sampled_from([None, None, "WEEKLY", "MONTHLY", "RDATE"]))
         out.append((zone_name, local, length, freq, draw(st.integers(2, 30))))
     return out
 
@@ -444,7 +444,13 @@ def test_any_mix_of_zones_and_years_reads_right(specs: list) -> None:
         ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
         ev.add("DTSTART", start)
         ev.add("DTEND", start + length)
-        if freq:
+        if freq == "RDATE":
+            # added dates (DTSTART listed among them, see the test above), some in later eras
+            added = [start + timedelta(days=97 * k) for k in range(count)]
+            assume(all(_clear(zone, a.replace(tzinfo=None) + length) for a in added))
+            assume(all(_clear(zone, a.replace(tzinfo=None)) for a in added))
+            ev.add("RDATE", added)
+        elif freq:
             # UNTIL as the model writes it: the last occurrence in UTC
             rule = rrulestr(f"FREQ={freq};COUNT={count}", dtstart=start)
             last = list(rule)[-1]
@@ -492,3 +498,50 @@ def test_each_calendar_is_read_with_its_own_vtimezones() -> None:
     assert all_readers_agree(later)["icalendar"][0][2] == "2014-12-01T12:00:00Z"
     starts = sorted(r[2] for r in all_readers_agree(earlier)["icalendar"])
     assert starts == ["2012-11-03T12:00:00Z", "2014-12-01T12:00:00Z"]
+
+
+def _series(uid: str, **props: object) -> Event:
+    zone = ZoneInfo("Asia/Yekaterinburg")
+    start = datetime(2013, 10, 1, 15, tzinfo=zone)
+    ev = Event()
+    ev.add("UID", uid)
+    ev.add("DTSTAMP", datetime(2020, 1, 1, tzinfo=UTC))
+    ev.add("DTSTART", start)
+    ev.add("DTEND", start + timedelta(hours=1))
+    for name, days in props.items():
+        if name == "RRULE":
+            ev.add("RRULE", days)
+        else:
+            ev.add(name, [start + timedelta(days=d) for d in days])  # type: ignore[union-attr]
+    assign_eras(ev)
+    return ev
+
+
+def test_series_with_added_and_excluded_dates_read_alike() -> None:
+    """RRULE with RDATE and EXDATE, and RDATE alone when DTSTART is among them: every reader, same set.
+
+    With RDATE alone and DTSTART not listed, `ical` and ical.js (Thunderbird) leave DTSTART out of the
+    set while RFC 5545 puts it in: a calendar must list it, and the readers here catch one that does not.
+    """
+    good = [
+        _series("both@test", RRULE={"FREQ": "WEEKLY", "COUNT": 5}, RDATE=[2], EXDATE=[7]),
+        _series("listed@test", RDATE=[0, 10, 400]),
+    ]
+    cal = wrap_calendar(_example_project(), good, method=None, name="n", description=None, language="ru")
+    rows = all_readers_agree(cal.to_ical())["icalendar"]
+    both = sorted(r[2] for r in rows if r[0] == "both@test" and r[1])
+    assert both == [
+        "2013-10-01T09:00:00Z",  # UTC+6 in 2013
+        "2013-10-03T09:00:00Z",
+        "2013-10-15T09:00:00Z",
+        "2013-10-22T09:00:00Z",
+        "2013-10-29T09:00:00Z",
+    ]
+    listed = sorted(r[2] for r in rows if r[0] == "listed@test" and r[1])
+    assert listed == ["2013-10-01T09:00:00Z", "2013-10-11T09:00:00Z", "2014-11-05T10:00:00Z"]  # UTC+5
+    assert outlook_check(cal.to_ical()) > 0
+    unlisted = [_series("unlisted@test", RDATE=[10, 20])]
+    data = wrap_calendar(_example_project(), unlisted, method=None, name="n", description=None, language="ru")
+    if {"ical.js", "libical"} <= set(available_readers()):
+        with pytest.raises(AssertionError, match="readers disagree"):
+            all_readers_agree(data.to_ical())
