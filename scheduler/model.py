@@ -212,6 +212,13 @@ class Contact(_Model):
     email: Email
     role: Line | None = None
     notify: bool = Field(False, description="Also send this contact the school's mail")
+    # How a letter greets them; by default read from `name` («Фамилия Имя Отчество»), see salutation.py.
+    first_name: Line | None = Field(None, description="First name, when `name` is not «Фамилия Имя Отчество»")
+    patronymic: Line | None = None
+    last_name: Line | None = None
+    gender: Literal["f", "m"] | None = Field(None, description="f or m: «Уважаемая»/«Уважаемый», Ms/Mr")
+    title: Line | None = Field(None, description="Title in English mail, e.g. Dr")
+    salutation: Line | None = Field(None, description="The greeting as written, e.g. «Дорогая Анна!»")
 
 
 class School(_Model):
@@ -468,6 +475,7 @@ class MeetingStatus(StrEnum):
 class Meeting(_Model):
     id: Id
     title: Line
+    short_title: Line | None = Field(None, description="A short title for subjects; default: the title, cut")
     goal: Text | None = None
     tasks: list[Text] = []
     planned_results: list[Text] = []
@@ -516,6 +524,7 @@ class Recipient(_Model):
     email: Email
     language: Language
     schools: tuple[Id, ...] = ()
+    person: Contact | None = None  # the configured contact, for the greeting
 
     @model_validator(mode="before")
     @classmethod
@@ -636,25 +645,28 @@ class Project(_Model):
                     schools.append(school.id)
         out: list[Recipient] = []
         for key, schools in found.items():
-            name, email, language = people[key]
+            person, language = people[key]
             # Built from values the model validated already: no second round of address checks.
             out.append(
                 Recipient.model_construct(
-                    school=schools[0], schools=tuple(schools), name=name, email=email, language=language
+                    school=schools[0],
+                    schools=tuple(schools),
+                    name=person.name,
+                    email=person.email,
+                    language=language,
+                    person=person,
                 )
             )
         return out
 
-    def _people(self) -> dict[str, tuple[str, str, str]]:
+    def _people(self) -> dict[str, tuple[Contact, str]]:
         """Each mailbox's name, address and language, from its first role in the configuration."""
         known = self._by_id.get("people")
         if known is None:
             known = {}
             for school in self.schools:
                 for person in (school.head, *[c for c in school.contacts if c.notify]):
-                    known.setdefault(
-                        person.email.lower(), (person.name, person.email, self.language_of(school))
-                    )
+                    known.setdefault(person.email.lower(), (person, self.language_of(school)))
             self._by_id["people"] = known
         return known
 
