@@ -167,12 +167,13 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         start.date() if start else None,
         end.date() if end else None,
     )
+    reviews = _review_marks(obj, project, entries)
     if as_json:
         doc = {
             "project": project.settings.title,
             "timezone": project.settings.timezone,
             "now": now.astimezone(UTC).isoformat(),
-            "entries": [e.as_json() for e in entries],
+            "entries": [{**e.as_json(), "review": reviews.get(e.key)} for e in entries],
         }
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -181,7 +182,15 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         return
     from scheduler.report import plan_table
 
-    click.echo(plan_table(entries, now))
+    click.echo(plan_table(entries, now, reviews))
+
+
+def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, str]:
+    """The review state of each held mailing: `pending` until drafted, then the store's word."""
+    from scheduler.review import is_held, review_marks
+
+    known = review_marks(obj.store()) if (obj.state_path / "state.db").exists() else {}
+    return {e.key: known.get(e.key, "pending") for e in entries if is_held(project, e)}
 
 
 def _known_states(obj: Context) -> dict[str, str]:
@@ -737,6 +746,70 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
     click.echo(f"Delivered {result.delivered} message(s) into {where}; {result.failed} failed.")
     if result.failed:
         raise SystemExit(1)
+
+
+# --- review ----------------------------------------------------------------------------------------------
+
+
+@main.command("review")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a list.")
+@with_context
+def review_cmd(obj: Context, as_json: bool) -> None:
+    """List the mailings held for review: key, kind, due time, recipients, what changed."""
+    from scheduler.review import drafts
+
+    loaded = obj.load()
+    now = obj.clock.now()
+    found = drafts(loaded, obj.store(), now)
+    if as_json:
+        doc = {"now": now.astimezone(UTC).isoformat(), "drafts": [d.as_json() for d in found]}
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("No mailing waits for review.")
+        return
+    zone = loaded.project.zone()
+    for d in found:
+        e = d.entry
+        click.echo(f"{e.key}  [{d.state}]")
+        click.echo(
+            f"  {e.kind}, due {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}, {len(d.recipients)} recipient(s)"
+        )
+        click.echo(f"  subject: {d.subject}")
+        for change in d.changes:
+            click.echo(f"  changed since the last mailing: {change}")
+    waiting = sum(d.state != "approved" for d in found)
+    click.echo(
+        f"{len(found)} draft(s), {waiting} not approved. Approve with: cyclogram approve KEY (or --all)"
+    )
+
+
+@main.command()
+@click.argument("keys", nargs=-1, metavar="KEY...")
+@click.option("--all", "every", is_flag=True, help="Approve every draft `cyclogram review` lists.")
+@with_context
+def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
+    """Approve held mailings as they are now; an edit that changes one withdraws its approval."""
+    from scheduler.review import approve as approve_drafts
+
+    if bool(keys) == every:
+        raise click.UsageError("Name the mailings to approve, or give --all.")
+    done = approve_drafts(obj.load(), obj.store(), obj.clock.now(), keys, every=every)
+    for d in done:
+        click.echo(f"Approved {d.entry.key} ({len(d.recipients)} recipient(s)).")
+    if not done:
+        click.echo("No mailing waits for approval.")
+
+
+@main.command()
+@click.argument("key")
+@with_context
+def hold(obj: Context, key: str) -> None:
+    """Hold a mailing: it does not go out until it is approved again."""
+    from scheduler.review import hold as hold_draft
+
+    d = hold_draft(obj.load(), obj.store(), obj.clock.now(), key)
+    click.echo(f"Held {d.entry.key}: it will not go out until `cyclogram approve {d.entry.key}`.")
 
 
 if __name__ == "__main__":

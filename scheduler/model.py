@@ -153,6 +153,7 @@ class MailingRule(_Model):
     days_after: int | None = Field(None, ge=0, le=366, description="Days after the meeting end (summary)")
     at: Clock | None = Field(None, description="Local time of day to send; default: the meeting's start time")
     template: Id | None = Field(None, description="Template name to use instead of the kind's own")
+    review: bool | None = Field(None, description="Hold this kind for review; default: the policy's `review`")
 
     @model_validator(mode="after")
     def _one_direction(self) -> MailingRule:
@@ -175,12 +176,18 @@ class MailingPolicy(_Model):
     catch_up_hours: int = Field(
         24, ge=0, le=24 * 30, description="How late a mailing missed during downtime may still go out"
     )
+    review: bool = Field(False, description="Hold every automatic mailing as a draft until approved")
+    review_days: int = Field(2, ge=0, le=60, description="Days ahead a held mailing is drafted for review")
 
     def merged(self, override: dict[str, Any] | None) -> MailingPolicy:
         if not override:
             return self
         data = self.model_dump()
         for kind, rule in override.items():
+            if kind == "review":  # `mailings: {review: true}` in a meeting's file: every kind of it
+                for name in KINDS:
+                    data[name] = {**data[name], "review": data[name].get("review") or bool(rule)}
+                continue
             data[kind] = {**data.get(kind, {}), **rule} if isinstance(rule, dict) else rule
         return MailingPolicy.model_validate(data)
 
@@ -488,7 +495,9 @@ class Meeting(_Model):
     online_url: HttpUrl | None = None
     audience: Audience
     status: MeetingStatus = MeetingStatus.planned
-    mailings: dict[str, dict[str, Any]] = Field({}, description="Overrides of the project's mailing policy")
+    mailings: dict[str, dict[str, Any] | bool] = Field(
+        {}, description="Overrides of the project's mailing policy (and `review: true`)"
+    )
     minutes: Minutes | None = None
 
     @field_validator("start", "end")
@@ -500,11 +509,17 @@ class Meeting(_Model):
 
     @field_validator("mailings")
     @classmethod
-    def _known_kinds(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = sorted(set(value) - set(KINDS))
+    def _known_kinds(cls, value: dict[str, dict[str, Any] | bool]) -> dict[str, dict[str, Any] | bool]:
+        unknown = sorted(set(value) - set(KINDS) - {"review"})
         if unknown:
             raise ValueError(f"unknown mailing kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
         for kind, rule in value.items():
+            if kind == "review":
+                if not isinstance(rule, bool):
+                    raise ValueError("`review` takes true or false")
+                continue
+            if not isinstance(rule, dict):
+                raise ValueError(f"`{kind}` takes a mapping of rule fields, e.g. {{days_before: 3}}")
             MailingRule.model_validate(rule)  # reports a bad override at load, not at send
             del kind
         return value

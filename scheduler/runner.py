@@ -18,6 +18,7 @@ from apscheduler.triggers.date import DateTrigger
 from .clock import Clock
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError
+from .review import POLL_SECONDS, review_enabled
 from .service import Service
 from .store import StateStore
 
@@ -119,7 +120,10 @@ class Runner:
         """Queue what is due whenever a job fires or the configuration changes; re-plan the jobs."""
         while not self.stop.is_set():
             self._schedule()
-            await self._wake.wait()
+            # Approvals are made by `cyclogram approve` in another process: with review on, look again.
+            poll = POLL_SECONDS if review_enabled(self.service.project) else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
             self._wake.clear()
             if not self.stop.is_set():
                 self.service.due()

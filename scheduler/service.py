@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import review
 from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
@@ -100,19 +101,32 @@ class Service:
         """
         now = self.clock.now()
         grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
-        done: list[Action] = []
+        done: list[Action] = self._review(now)
         for entry in self.plan(now):
             if entry.state != "past":
                 continue
             late = now - entry.at
             too_late = entry.deadline is not None and now >= entry.deadline
-            if too_late or (catching_up and late > grace):
+            held = review.is_held(self.project, entry)
+            approved = review.gate(self.loaded, self.store, entry, now) if held and not too_late else None
+            if held and approved is None and not too_late and late <= grace:
+                continue  # a draft waits for its approval (`cyclogram approve`) while it can still go out
+            # Approved after its time: it goes out only as a mailing caught up after downtime would.
+            late_approval = approved is not None and approved > entry.at
+            unapproved = held and approved is None
+            if too_late or unapproved or ((catching_up or late_approval) and late > grace):
                 self.store.mark_mailing(entry.key, "missed", now)
                 reason = (
                     "its meeting has begun"
                     if too_late
                     else f"{_hours(late)} late, beyond the catch-up window"
                 )
+                if unapproved:
+                    reason = (
+                        "it was not approved before its meeting began"
+                        if too_late
+                        else f"it was not approved within {_hours(grace)} of its time"
+                    )
                 done.append(
                     self._record(
                         now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason
@@ -127,6 +141,18 @@ class Service:
                 self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
             )
         return done
+
+    def _review(self, now: datetime) -> list[Action]:
+        """Draft the held mailings coming within `review_days`; tell the organiser what is new to review."""
+        if not review.review_enabled(self.project):
+            return []
+        news = review.prepare(self.loaded, self.store, now)
+        if not news:
+            return []
+        added = self.store.enqueue([review.digest_message(self.loaded, news, now)], now)
+        self.store.mark_notified([d.entry.key for d in news], now)
+        detail = f"{len(news)} draft(s): " + ", ".join(d.entry.key for d in news)
+        return [self._record(now, "digest", "review", review.DIGEST_KIND, None, added, detail)]
 
     # -- what changed ---------------------------------------------------------------------------------
     def react_to_changes(self) -> list[Action]:

@@ -1,0 +1,210 @@
+"""Review before sending, end to end on a shifted clock: held, approved, sent once; withdrawn; approved late."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from scheduler import review
+from scheduler.clock import FixedClock
+from scheduler.service import Service
+from scheduler.store import SQLiteStore
+from tests.conftest import ROOT
+
+MSK = "+03:00"
+SEED = "meetings/2020-09-25-heads.yaml"
+INVITATION, AGENDA, REMINDER = (f"heads-2020-09/{k}" for k in ("invitation", "agenda", "reminder"))
+ORGANIZER = "gcro@example.org"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text + MSK)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SQLiteStore(tmp_path / "var" / "state.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def reviewed(config_copy, edit):
+    edit("project.yaml", "  catch_up_hours: 24", "  catch_up_hours: 24\n  review: true")
+    return config_copy
+
+
+def _service(config: Path, store: SQLiteStore, when: str) -> tuple[Service, FixedClock]:
+    clock = FixedClock(at(when))
+    service = Service(config, store, clock)
+    service.load()
+    return service, clock
+
+
+def _rows(store: SQLiteStore, key: str) -> list:
+    return [r for r in store.outbox() if r.mailing == key]
+
+
+def _digests(store: SQLiteStore) -> list:
+    return [r for r in store.outbox() if r.kind == review.DIGEST_KIND]
+
+
+def test_held_then_approved_goes_out_once(reviewed, store):
+    service, clock = _service(reviewed, store, "2020-09-09T12:00")
+    actions = service.due()
+    # Drafted two days ahead; the organiser gets one digest, the schools nothing.
+    assert [a.what for a in actions] == ["digest"]
+    assert [r.recipient for r in store.outbox()] == [ORGANIZER]
+    digest = message_from_bytes(store.outbox()[0].message, policy=policy.default)
+    assert str(digest["Subject"]) == "На проверке рассылок: 1"
+    text = digest.get_body(("plain",)).get_content()
+    assert INVITATION in text and "Тема: Приглашение: Встреча руководителей" in text
+    assert "Уважаем" in text  # the preview shows the letter's first lines
+    html = digest.get_body(("html",)).get_content()
+    assert "<script" not in html and "&lt;" not in text
+    assert service.due() == []  # the same drafts: no second digest
+
+    [draft] = review.drafts(service.loaded, store, clock.now())
+    assert (draft.entry.key, draft.state, len(draft.recipients)) == (INVITATION, "draft", 6)
+
+    clock.set(at("2020-09-11T10:00"))  # its time: not approved, nothing goes out
+    assert [a for a in service.due() if a.what == "queued"] == []
+    assert _rows(store, INVITATION) == []
+
+    clock.set(at("2020-09-11T10:05"))
+    review.approve(service.loaded, store, clock.now(), [INVITATION])
+    queued = [a for a in service.due() if a.what == "queued"]
+    assert [a.key for a in queued] == [INVITATION]
+    assert len(_rows(store, INVITATION)) == 6
+    clock.set(at("2020-09-11T12:00"))
+    assert [a for a in service.due() if a.what == "queued"] == []  # sent once
+    assert len(_rows(store, INVITATION)) == 6
+
+
+def test_approved_ahead_goes_out_on_time_and_a_held_one_never(reviewed, store):
+    service, clock = _service(reviewed, store, "2020-09-20T12:00")
+    service.due(catching_up=True)  # the invitation was not approved within a day of its time: missed
+    assert store.mailing_states()[INVITATION] == "missed"
+    review.approve(service.loaded, store, clock.now(), [AGENDA])
+    review.hold(service.loaded, store, clock.now(), REMINDER)
+    assert store.review(REMINDER).state == "held"
+
+    clock.set(at("2020-09-22T10:00"))
+    assert [a.key for a in service.due() if a.what == "queued"] == [AGENDA]
+    clock.set(at("2020-09-24T09:00"))
+    assert [a for a in service.due() if a.what == "queued"] == []
+    clock.set(at("2020-09-25T10:00"))  # the meeting begins: the held reminder is reported, never sent
+    missed = {a.key: a for a in service.due() if a.what == "missed"}
+    assert "not approved before its meeting began" in missed[REMINDER].detail
+    assert _rows(store, REMINDER) == []
+    with pytest.raises(review.UnknownTargetError, match="missed already"):
+        review.approve(service.loaded, store, clock.now(), [REMINDER])
+
+
+def test_an_edit_after_approval_withdraws_it(reviewed, store, edit):
+    service, clock = _service(reviewed, store, "2020-09-09T12:00")
+    service.due()
+    review.approve(service.loaded, store, clock.now(), every=True)
+    assert store.review(INVITATION).state == "approved"
+
+    edit(SEED, "Б. Октябрьская, д.44/60", "ул. Свободы, д. 1")  # the place changes the letter
+    assert service.reload()
+    clock.set(at("2020-09-10T12:00"))
+    actions = service.due()
+    assert store.review(INVITATION).state == "withdrawn"
+    assert [a.what for a in actions] == ["digest"]  # the organiser hears of the withdrawal
+    text = message_from_bytes(_digests(store)[-1].message, policy=policy.default).get_body(("plain",))
+    assert "одобрение снято" in text.get_content()
+
+    clock.set(at("2020-09-11T10:00"))
+    assert [a for a in service.due() if a.what == "queued"] == []
+    assert _rows(store, INVITATION) == []
+
+    review.approve(service.loaded, store, clock.now(), [INVITATION])  # approved again, as it is now
+    assert [a.key for a in service.due() if a.what == "queued"] == [INVITATION]
+    body = message_from_bytes(_rows(store, INVITATION)[0].message, policy=policy.default)
+    assert "ул. Свободы, д. 1" in body.get_body(("plain",)).get_content()
+
+
+def test_an_edit_that_leaves_the_letter_alone_keeps_the_approval(reviewed, store, edit):
+    service, clock = _service(reviewed, store, "2020-09-09T12:00")
+    service.due()
+    review.approve(service.loaded, store, clock.now(), [INVITATION])
+    edit(SEED, "title:", "# a comment an organiser added\ntitle:")
+    service.reload()
+    clock.set(at("2020-09-11T10:00"))
+    assert [a.key for a in service.due() if a.what == "queued"] == [INVITATION]
+
+
+def test_approved_late_goes_out_inside_the_catch_up_window_else_missed(reviewed, store):
+    service, clock = _service(reviewed, store, "2020-09-11T10:00")
+    service.due()
+    clock.set(at("2020-09-11T20:00"))  # 10 h late: still useful
+    review.approve(service.loaded, store, clock.now(), [INVITATION])
+    [queued] = [a for a in service.due() if a.what == "queued"]
+    assert queued.key == INVITATION and "late" in queued.detail
+
+    clock.set(at("2020-09-22T10:00"))
+    service.due()
+    clock.set(at("2020-09-23T12:00"))  # 26 h late: beyond the 24 h window
+    review.approve(service.loaded, store, clock.now(), [AGENDA])
+    missed = [a for a in service.due() if a.what == "missed"]
+    assert [a.key for a in missed] == [AGENDA] and "catch-up window" in missed[0].detail
+    assert _rows(store, AGENDA) == []
+
+
+def test_review_per_meeting_and_per_kind(config_copy, store, edit):
+    edit(SEED, "title:", "mailings:\n  review: true\ntitle:")
+    edit(
+        "project.yaml", "  event_reminder: {enabled: true,", "  event_reminder: {review: true, enabled: true,"
+    )
+    service, _ = _service(config_copy, store, "2020-09-09T12:00")
+    project = service.project
+    held = {e.key for e in service.plan() if review.is_held(project, e)}
+    assert INVITATION in held and "network-seminar-2021-01/invitation" not in held
+    assert any(k.startswith("event/") for k in held)
+
+
+def _cli(config: Path, state: Path, now: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYCLOGRAM_")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "--config", str(config), "--state", str(state),
+         "--now", now + MSK, *args],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+def test_the_commands(reviewed, tmp_path):
+    state = tmp_path / "cli-var"
+    out = _cli(reviewed, state, "2020-09-09T12:00", "review", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [(d["key"], d["review"], len(d["recipients"])) for d in doc["drafts"]] == [
+        (INVITATION, "draft", 6)
+    ]
+
+    plan = json.loads(_cli(reviewed, state, "2020-09-09T12:00", "plan", "--json").stdout)
+    marks = {e["key"]: e["review"] for e in plan["entries"]}
+    assert marks[INVITATION] == "pending" and marks[AGENDA] == "pending"
+
+    wrong = _cli(reviewed, state, "2020-09-09T12:00", "approve", "nothing/here")
+    assert wrong.returncode == 1 and "cyclogram review" in wrong.stderr and "Traceback" not in wrong.stderr
+    neither = _cli(reviewed, state, "2020-09-09T12:00", "approve")
+    assert neither.returncode == 2 and "--all" in neither.stderr
+
+    ok = _cli(reviewed, state, "2020-09-09T12:00", "approve", "--all")
+    assert ok.returncode == 0 and f"Approved {INVITATION} (6 recipient(s))." in ok.stdout
+    held = _cli(reviewed, state, "2020-09-09T12:00", "hold", AGENDA)
+    assert held.returncode == 0 and AGENDA in held.stdout
+
+    table = _cli(reviewed, state, "2020-09-09T12:00", "plan").stdout
+    assert "review: approved" in table and "review: held" in table
+    listed = _cli(reviewed, state, "2020-09-09T12:00", "review").stdout
+    assert f"{INVITATION}  [approved]" in listed
