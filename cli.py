@@ -330,24 +330,36 @@ def feeds_rotate_secret(obj: Context, yes: bool) -> None:
 def serve(obj: Context, host: str, port: int) -> None:
     """Serve the feeds and the index page over HTTP, rebuilding when the configuration changes."""
     import asyncio
-    import logging
+    import signal
 
+    from scheduler.console import port_error
     from scheduler.server import FeedServer
     from scheduler.watch import watch_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     server = FeedServer(obj.store(), obj.clock, loaded.directory)
     server.update(loaded.project)
 
     async def run() -> None:
-        bound = await server.start(host, port)
+        try:
+            bound = await server.start(host, port)
+        except OSError as exc:
+            raise (port_error(exc, host, port) or exc) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a service manager's stop is a normal end: exit 0
+            loop.add_signal_handler(sig, stop.set)
         count = len(server.published.feeds) if server.published else 0
         click.echo(f"Serving {count} feeds on http://{host}:{bound}/ (Ctrl+C to stop)")
         try:
-            await watch_config(loaded.directory, lambda new: server.update(new.project) and None)
+            await watch_config(
+                loaded.directory, lambda new: server.update(new.project) and None, stop_event=stop
+            )
+            await stop.wait()
         finally:
             await server.stop()
+        click.echo("Stopped.")
 
     asyncio.run(run())
 
@@ -643,15 +655,10 @@ def smtp_test(obj: Context, to: str) -> None:
 # --- run and simulate (the service) ----------------------------------------------------------------------
 
 
-def _log_to_stderr(verbose: bool = False) -> None:
-    import logging
+def _log_to_stderr(verbose: bool = False, zone: Any = None) -> None:
+    from scheduler.console import setup_logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(zone, verbose)  # times in the project's zone, as its plan is written
 
 
 @main.command()
@@ -668,8 +675,8 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
     from scheduler.runner import Runner
     from scheduler.server import FeedServer
 
-    _log_to_stderr()
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     transport = _mail_transport(obj)
     server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory)
     runner = Runner(

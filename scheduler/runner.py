@@ -16,10 +16,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from .clock import Clock
+from .console import port_error
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError
 from .review import POLL_SECONDS, review_enabled
-from .service import Service
+from .service import Action, Service
 from .store import StateStore
 
 __all__ = ["Runner"]
@@ -64,12 +65,17 @@ class Runner:
 
         if self.server is not None:
             self.server.update(project)
-            self.port = await self.server.start(self.host, self.port)
+            try:
+                self.port = await self.server.start(self.host, self.port)
+            except OSError as exc:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+                raise (port_error(exc, self.host, self.port) or exc) from None
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.start()
         self.greet(project)
 
-        self.service.due(catching_up=True)
+        self.catch_up()
         self.service.react_to_changes()
         tasks = [
             asyncio.create_task(self._loop(), name="cyclogram-loop"),
@@ -114,6 +120,22 @@ class Runner:
                 f"The school year {year.label()} has no mailing left to send. Rehearse it with:\n"
                 f"  cyclogram simulate --from {year.first_day} --to {year.last_day}"
             )
+
+    def catch_up(self) -> list[Action]:
+        """What was due while the service was down: sent if still useful; the missed told in one line."""
+        self.service.log_missed = False
+        try:
+            actions = self.service.due(catching_up=True)
+        finally:
+            self.service.log_missed = True
+        missed = sum(a.what == "missed" for a in actions)
+        if missed:
+            log.info("action=missed-summary count=%d", missed)
+            if missed == 1:
+                self.echo("1 past mailing was not sent; `cyclogram plan` shows it.")
+            else:
+                self.echo(f"{missed} past mailings were not sent; `cyclogram plan` shows them.")
+        return actions
 
     # -- the loop -------------------------------------------------------------------------------------
     async def _loop(self) -> None:

@@ -13,6 +13,7 @@ from . import review
 from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
+from .console import human_duration
 from .errors import ConfigError
 from .mailings import iter_compose, queue
 from .model import MeetingStatus, Project
@@ -52,6 +53,7 @@ class Service:
     loaded: LoadedConfig | None = None
     actions: list[Action] = field(default_factory=list)
     on_action: Callable[[Action], None] | None = None
+    log_missed: bool = True  # off while `run` catches up: its first screen sums the missed up in one line
 
     @property
     def project(self) -> Project:
@@ -200,7 +202,9 @@ class Service:
     ) -> Action:
         action = Action(at, what, key, kind, meeting, n, detail)
         self.actions.append(action)
-        log.info(
+        level = logging.INFO if self.log_missed or what != "missed" else logging.DEBUG
+        log.log(
+            level,
             "action=%s mailing=%s kind=%s recipients=%d%s",
             what,
             key,
@@ -214,8 +218,7 @@ class Service:
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+    return human_duration(delta)  # "2 years", not "54109 h"
 
 
 def _describe(changes: list[Change]) -> str:
