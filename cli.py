@@ -15,6 +15,7 @@ import click
 
 from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
+from scheduler.completion import complete_keys, complete_kinds, complete_schools, complete_targets
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
@@ -469,9 +470,14 @@ def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
-@click.option("--only", metavar="ADDRESS_OR_SCHOOL", help="Send only to this address or school id.")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
+@click.option(
+    "--only",
+    metavar="ADDRESS_OR_SCHOOL",
+    help="Send only to this address or school id.",
+    shell_complete=complete_schools,
+)
 @click.option("--dry-run", is_flag=True, help="Render everything and show who would get it; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again to recipients who already have this mailing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -529,11 +535,12 @@ def send(
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
 @click.option(
     "--school",
     metavar="ID",
+    shell_complete=complete_schools,
     help="Render the message this school's head (or this address) gets; default: the first recipient.",
 )
 @click.option(
@@ -792,7 +799,7 @@ def review_cmd(obj: Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("keys", nargs=-1, metavar="KEY...")
+@click.argument("keys", nargs=-1, metavar="KEY...", shell_complete=complete_keys)
 @click.option("--all", "every", is_flag=True, help="Approve every draft `cyclogram review` lists.")
 @with_context
 def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
@@ -809,7 +816,7 @@ def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
 
 
 @main.command()
-@click.argument("key")
+@click.argument("key", shell_complete=complete_keys)
 @with_context
 def hold(obj: Context, key: str) -> None:
     """Hold a mailing: it does not go out until it is approved again."""
