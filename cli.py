@@ -294,7 +294,7 @@ def feeds_build(obj: Context, out: Path) -> None:
 @feeds.command("urls")
 @with_context
 def feeds_urls(obj: Context) -> None:
-    """Print each school's and team's private subscribe URL (https and webcal)."""
+    """Print each school's and team's private subscribe URL, and the organiser's page and feed."""
     from scheduler.tokens import feed_secret, private_feed_url, webcal_url
 
     project = obj.load().project
@@ -303,6 +303,11 @@ def feeds_urls(obj: Context) -> None:
         for item in items:
             url = private_feed_url(project, secret, kind, item.id)
             click.echo(f"{kind}\t{item.id}\t{url}\t{webcal_url(url)}")
+    from scheduler.organiser import organiser_urls
+
+    page, feed = organiser_urls(project, secret)
+    click.echo(f"organiser\tpage\t{page}\t-")
+    click.echo(f"organiser\tfeed\t{feed}\t{webcal_url(feed)}")
 
 
 @feeds.command("rotate-secret")
