@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .changes import describe_changes, meeting_snapshot
+from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
 from .errors import UnknownTargetError
 from .mailings import _recipients, _targets, outbox_id
 from .messages import Rendered, build_message, mail_context, render_templates
-from .model import Project, Recipient
+from .model import KINDS, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan
 from .store import NewMessage, ReviewState, StateStore
 from .templating import make_environment
@@ -27,6 +27,8 @@ __all__ = [
     "POLL_SECONDS",
     "Draft",
     "approve",
+    "change_entries",
+    "change_may_go",
     "digest_message",
     "drafts",
     "gate",
@@ -76,12 +78,12 @@ class Draft:
 
 def review_enabled(project: Project) -> bool:
     """Whether any mailing of the project may be held (then the service also polls for approvals)."""
-    if project.settings.mailings.review:
-        return True
-    policies = [project.settings.mailings, *(project.policy(m) for m in project.meetings if m.mailings)]
-    return any(
-        getattr(p, k).review for p in policies for k in ("invitation", "agenda", "reminder", "summary")
-    )
+    cached = project.__dict__.get("_review_enabled")  # asked at every wake-up; the model is immutable
+    if cached is None:
+        policies = [project.settings.mailings, *(project.policy(m) for m in project.meetings if m.mailings)]
+        cached = any(p.review or any(getattr(p, k).review for k in KINDS) for p in policies)
+        project.__dict__["_review_enabled"] = cached
+    return bool(cached)
 
 
 def is_held(project: Project, entry: PlanEntry) -> bool:
@@ -93,7 +95,7 @@ def is_held(project: Project, entry: PlanEntry) -> bool:
 
 
 def _render(
-    loaded: LoadedConfig, entry: PlanEntry, store: StateStore
+    loaded: LoadedConfig, entry: PlanEntry, store: StateStore, changes: list[Change] | None = None
 ) -> tuple[str, tuple[str, ...], str, str]:
     """The fingerprint of a mailing's rendered content, its recipients, and the first one's subject and text.
 
@@ -111,7 +113,7 @@ def _render(
             urls = {s: private_feed_url(project, secret, "school", s) for s in r.schools or (r.school,)}
             context = mail_context(
                 project, target.kind, r, meeting=target.meeting, action=target.action, event=target.event,
-                occurrence=target.occurrence, feed_urls=urls,
+                occurrence=target.occurrence, changes=changes, feed_urls=urls,
             )  # fmt: skip
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
             for part in (r.email.lower(), rendered.subject, rendered.text, rendered.html):
@@ -149,8 +151,8 @@ def _held_entries(loaded: LoadedConfig, store: StateStore, now: datetime, *, win
 
 
 def _draft(loaded: LoadedConfig, store: StateStore, entry: PlanEntry, known: ReviewState | None) -> Draft:
-    fingerprint, recipients, subject, text = _render(loaded, entry, store)
-    state = known.state if known else "draft"
+    fingerprint, recipients, subject, text = _render(loaded, entry, store, _news(loaded, store, entry))
+    state = known.state if known and known.state != "sent" else "draft"
     if state == "approved" and known is not None and known.fingerprint != fingerprint:
         state = "withdrawn"  # approved content is no longer what would go out
     preview = "\n".join(text.strip().splitlines()[:8])
@@ -162,13 +164,12 @@ def _draft(loaded: LoadedConfig, store: StateStore, entry: PlanEntry, known: Rev
 def drafts(loaded: LoadedConfig, store: StateStore, now: datetime) -> list[Draft]:
     """Every held mailing due within `review_days` (or overdue) that has not gone out, as it would be sent."""
     known = store.reviews()
-    return [
-        _draft(loaded, store, e, known.get(e.key)) for e in _held_entries(loaded, store, now, window=True)
-    ]
+    entries = [*_held_entries(loaded, store, now, window=True), *change_entries(loaded, store, now)]
+    return [_draft(loaded, store, e, known.get(e.key)) for e in entries]
 
 
 def _find(loaded: LoadedConfig, store: StateStore, now: datetime, key: str) -> PlanEntry:
-    for e in _held_entries(loaded, store, now, window=False):
+    for e in [*_held_entries(loaded, store, now, window=False), *change_entries(loaded, store, now)]:
         if e.key == key:
             return e
     states = store.mailing_states()
@@ -233,7 +234,7 @@ def prepare(loaded: LoadedConfig, store: StateStore, now: datetime) -> list[Draf
     known = store.reviews()
     for d in drafts(loaded, store, now):
         before = known.get(d.entry.key)
-        if before is None:
+        if before is None or before.state == "sent":
             store.set_review(d.entry.key, "draft", d.fingerprint, now)
         elif d.state == "withdrawn" and before.state == "approved":
             store.set_review(d.entry.key, "withdrawn", d.fingerprint, now)
@@ -246,6 +247,71 @@ def prepare(loaded: LoadedConfig, store: StateStore, now: datetime) -> list[Draf
             continue
         news.append(d)
     return news
+
+
+# --- updates and cancellations: drafted when an edit makes them due, not ahead of a time ----------------------
+
+
+def _news(loaded: LoadedConfig, store: StateStore, entry: PlanEntry) -> list[Change] | None:
+    """The changes an update or a cancellation tells of (what the schools were told, against now)."""
+    if entry.kind not in ("update", "cancellation") or entry.meeting is None:
+        return None
+    project = loaded.project
+    meeting = project.meeting(entry.meeting)
+    return describe_changes(store.snapshot(meeting.id), meeting_snapshot(project, meeting))
+
+
+def change_entries(loaded: LoadedConfig, store: StateStore, now: datetime) -> list[PlanEntry]:
+    """The held updates and cancellations an edit has made due, each keyed `<meeting>/<kind>`.
+
+    The same decision as the service's `react_to_changes`, so `review` lists what it would send.
+    """
+    project = loaded.project
+    out: list[PlanEntry] = []
+    for meeting in project.meetings:
+        told = store.snapshot(meeting.id)
+        if told is None:
+            continue
+        current = meeting_snapshot(project, meeting)
+        if not describe_changes(told, current):
+            continue
+        if project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
+            continue
+        cancelled = meeting.status is MeetingStatus.cancelled
+        if cancelled and told.get("status") == MeetingStatus.cancelled.value:
+            continue
+        kind = "cancellation" if cancelled else "update"
+        if not getattr(project.policy(meeting), kind).enabled:
+            continue
+        count = len(project.recipients(meeting.audience))
+        entry = PlanEntry(now, kind, meeting.id, None, None, count, f"{meeting.id}/{kind}", None, "due")
+        if is_held(project, entry):
+            out.append(entry)
+    return out
+
+
+def change_may_go(
+    loaded: LoadedConfig, store: StateStore, meeting: Any, kind: str, changes: list[Change], now: datetime
+) -> bool:
+    """Whether an update or cancellation may be sent now: not held, or approved as it would go out.
+
+    Once sent, its approval is spent (`sent`): the next edit is a new draft to approve.
+    """
+    project = loaded.project
+    key = f"{meeting.id}/{kind}"
+    entry = PlanEntry(now, kind, meeting.id, None, None, 0, key, None, "due")
+    if not is_held(project, entry):
+        return True
+    known = store.review(key)
+    if known is None or known.state != "approved":
+        return False
+    fingerprint = _render(loaded, entry, store, changes)[0]
+    if fingerprint != known.fingerprint:
+        store.set_review(key, "withdrawn", fingerprint, now)
+        log.warning("action=review-withdrawn mailing=%s reason='its content changed after approval'", key)
+        return False
+    store.set_review(key, "sent", fingerprint, now)
+    return True
 
 
 def review_marks(store: StateStore) -> dict[str, str]:

@@ -179,6 +179,10 @@ class Service:
                 continue
             kind = "cancellation" if cancelled else "update"
             rule = getattr(self.project.policy(meeting), kind)
+            if rule.enabled and not review.change_may_go(
+                self.loaded, self.store, meeting, kind, changes, now
+            ):
+                continue  # held for review: the schools' record stays as it was until it goes out
             if rule.enabled:
                 messages = iter_compose(
                     self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes

@@ -208,3 +208,27 @@ def test_the_commands(reviewed, tmp_path):
     assert "review: approved" in table and "review: held" in table
     listed = _cli(reviewed, state, "2020-09-09T12:00", "review").stdout
     assert f"{INVITATION}  [approved]" in listed
+
+
+def test_an_update_is_held_until_approved_then_sent_once(reviewed, store, edit):
+    service, clock = _service(reviewed, store, "2020-09-11T10:00")
+    service.due()
+    review.approve(service.loaded, store, clock.now(), [INVITATION])
+    assert [a.key for a in service.due() if a.what == "queued"] == [INVITATION]
+
+    clock.set(at("2020-09-14T12:00"))
+    edit(SEED, "Б. Октябрьская, д.44/60", "ул. Свободы, д. 1")
+    service.reload()
+    assert service.react_to_changes() == []  # held: nothing queued, the schools' record unchanged
+    update = "heads-2020-09/update"
+    assert _rows(store, update) == []
+    [draft] = [d for d in review.drafts(service.loaded, store, clock.now()) if d.entry.key == update]
+    assert draft.state == "draft" and any(c.startswith("place:") for c in draft.changes)
+    assert "ул. Свободы, д. 1" in draft.preview or "ул. Свободы" in draft.subject + draft.preview
+    assert [a.what for a in service.due()] == ["digest"]  # the organiser hears of it
+
+    review.approve(service.loaded, store, clock.now(), [update])
+    [sent] = service.react_to_changes()
+    assert sent.key == update and len(_rows(store, update)) == 6
+    assert service.react_to_changes() == []  # once
+    assert not [d for d in review.drafts(service.loaded, store, clock.now()) if d.entry.key == update]
