@@ -191,7 +191,13 @@ def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, s
     from scheduler.review import is_held, review_marks
 
     known = review_marks(obj.store()) if (obj.state_path / "state.db").exists() else {}
-    return {e.key: known.get(e.key, "pending") for e in entries if is_held(project, e)}
+    marks = {}
+    for e in entries:
+        if e.key in known:
+            marks[e.key] = known[e.key]
+        elif e.state not in ("sent", "missed") and is_held(project, e):
+            marks[e.key] = "pending"
+    return marks
 
 
 def _known_states(obj: Context) -> dict[str, str]:

@@ -330,6 +330,9 @@ _WORDS = {
         "changes": "Изменилось с прошлой рассылки: {changes}",
         "subject_line": "Тема: {subject}",
         "how": "Посмотреть: cyclogram review. Одобрить: cyclogram approve КЛЮЧ (или --all). Задержать: cyclogram hold КЛЮЧ.",
+        "kinds": {"invitation": "приглашение", "agenda": "повестка", "reminder": "напоминание",
+                  "update": "изменения", "cancellation": "отмена", "summary": "итоги",
+                  "action_reminder": "напоминание о сроке", "event_reminder": "напоминание о мероприятии"},
         "states": {"draft": "ждёт одобрения", "withdrawn": "одобрение снято: содержание изменилось",
                    "approved": "одобрено", "held": "задержано"},
     },
@@ -341,6 +344,7 @@ _WORDS = {
         "changes": "Changed since the last mailing: {changes}",
         "subject_line": "Subject: {subject}",
         "how": "See them: cyclogram review. Approve: cyclogram approve KEY (or --all). Hold: cyclogram hold KEY.",
+        "kinds": {"action_reminder": "action reminder", "event_reminder": "event reminder"},
         "states": {"draft": "waits for approval", "withdrawn": "approval withdrawn: the content changed",
                    "approved": "approved", "held": "held"},
     },
@@ -354,14 +358,18 @@ def digest_message(loaded: LoadedConfig, news: list[Draft], now: datetime) -> Ne
     lang = settings.language
     w = _WORDS[lang]
     zone = project.zone()
-    kinds = ", ".join(f"{k} × {n}" for k, n in Counter(d.entry.kind for d in news).items())
+    names = w["kinds"]
+    kinds = ", ".join(f"{names.get(k, k)} × {n}" for k, n in Counter(d.entry.kind for d in news).items())
     total = sum(len(d.recipients) for d in news)
     text_lines = [w["intro"].format(n=len(news), r=total, kinds=kinds), ""]
     html_parts = [f"<p>{html.escape(text_lines[0])}</p>"]
     for d in news:
         e = d.entry
         head = w["item"].format(
-            key=e.key, kind=e.kind, at=f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}", r=len(d.recipients)
+            key=e.key,
+            kind=names.get(e.kind, e.kind),
+            at=f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+            r=len(d.recipients),
         )
         lines = [
             w["state"].format(state=w["states"].get(d.state, d.state)),

@@ -66,6 +66,7 @@ def test_held_then_approved_goes_out_once(reviewed, store):
     assert str(digest["Subject"]) == "На проверке рассылок: 1"
     text = digest.get_body(("plain",)).get_content()
     assert INVITATION in text and "Тема: Приглашение: Встреча руководителей" in text
+    assert "приглашение × 1" in text  # the kinds in the organiser's language
     assert "Уважаем" in text  # the preview shows the letter's first lines
     html = digest.get_body(("html",)).get_content()
     assert "<script" not in html and "&lt;" not in text
