@@ -188,8 +188,10 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
 
 def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, str]:
     """The review state of each held mailing: `pending` until drafted, then the store's word."""
-    from scheduler.review import is_held, review_marks
+    from scheduler.review import is_held, review_enabled, review_marks
 
+    if not review_enabled(project):
+        return {}
     known = review_marks(obj.store()) if (obj.state_path / "state.db").exists() else {}
     marks = {}
     for e in entries:

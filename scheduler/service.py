@@ -104,12 +104,13 @@ class Service:
         now = self.clock.now()
         grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
         done: list[Action] = self._review(now)
+        reviewing = review.review_enabled(self.project)
         for entry in self.plan(now):
             if entry.state != "past":
                 continue
             late = now - entry.at
             too_late = entry.deadline is not None and now >= entry.deadline
-            held = review.is_held(self.project, entry)
+            held = reviewing and review.is_held(self.project, entry)
             approved = review.gate(self.loaded, self.store, entry, now) if held and not too_late else None
             if held and approved is None and not too_late and late <= grace:
                 continue  # a draft waits for its approval (`cyclogram approve`) while it can still go out
