@@ -102,8 +102,21 @@ def _render(
     Rendered without the calendar part, which would record a SEQUENCE: drafting must change nothing.
     """
     project = loaded.project
-    env = make_environment(loaded.directory)
     secret = feed_secret(store)
+    # A running service asks again at every wake-up; the content is a function of the model (a reload
+    # makes a new one), the changes told and the feed secret: render each once per model.
+    cache = project.__dict__.setdefault("_review_renders", {})
+    ident = (entry.key, entry.deadline, repr(changes), secret, str(loaded.directory))
+    if ident not in cache:
+        cache[ident] = _render_now(loaded, entry, secret, changes)
+    return cache[ident]  # type: ignore[no-any-return]
+
+
+def _render_now(
+    loaded: LoadedConfig, entry: PlanEntry, secret: str, changes: list[Change] | None
+) -> tuple[str, tuple[str, ...], str, str]:
+    project = loaded.project
+    env = make_environment(loaded.directory)
     digest = hashlib.sha256()
     recipients: list[str] = []
     subject = text = ""
