@@ -233,3 +233,23 @@ def test_an_update_is_held_until_approved_then_sent_once(reviewed, store, edit):
     assert sent.key == update and len(_rows(store, update)) == 6
     assert service.react_to_changes() == []  # once
     assert not [d for d in review.drafts(service.loaded, store, clock.now()) if d.entry.key == update]
+
+
+def test_the_store_keeps_reviews_across_a_reopen(tmp_path):
+    from datetime import UTC
+
+    path = tmp_path / "state.db"
+    now = datetime(2020, 9, 9, 9, 0, tzinfo=UTC)
+    s = SQLiteStore(path)
+    s.set_review("a/invitation", "draft", "f1", now)
+    s.set_review("a/invitation", "approved", "f2", now)
+    s.mark_notified(["a/invitation"], now)
+    s.close()
+    s = SQLiteStore(path)
+    try:
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == 3
+        got = s.review("a/invitation")
+        assert (got.state, got.fingerprint, got.notified) == ("approved", "f2", now)
+        assert set(s.reviews()) == {"a/invitation"} and s.review("nothing") is None
+    finally:
+        s.close()
