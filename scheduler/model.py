@@ -495,7 +495,7 @@ class Meeting(_Model):
     online_url: HttpUrl | None = None
     audience: Audience
     status: MeetingStatus = MeetingStatus.planned
-    mailings: dict[str, dict[str, Any] | bool] = Field(
+    mailings: dict[str, Any] = Field(
         {}, description="Overrides of the project's mailing policy (and `review: true`)"
     )
     minutes: Minutes | None = None
@@ -509,7 +509,7 @@ class Meeting(_Model):
 
     @field_validator("mailings")
     @classmethod
-    def _known_kinds(cls, value: dict[str, dict[str, Any] | bool]) -> dict[str, dict[str, Any] | bool]:
+    def _known_kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(KINDS) - {"review"})
         if unknown:
             raise ValueError(f"unknown mailing kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")

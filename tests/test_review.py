@@ -253,3 +253,13 @@ def test_the_store_keeps_reviews_across_a_reopen(tmp_path):
         assert set(s.reviews()) == {"a/invitation"} and s.review("nothing") is None
     finally:
         s.close()
+
+
+def test_a_wrong_review_value_is_a_clear_configuration_error(config_copy, edit):
+    from scheduler.config import load_config
+    from scheduler.errors import ConfigError
+
+    edit(SEED, "title:", "mailings:\n  review: maybe\ntitle:")
+    with pytest.raises(ConfigError) as err:
+        load_config(config_copy)
+    assert "review" in str(err.value) and "2020-09-25-heads.yaml" in str(err.value)
