@@ -37,6 +37,7 @@ __all__ = [
     "prepare",
     "review_enabled",
     "review_marks",
+    "too_late",
 ]
 
 log = logging.getLogger("cyclogram.review")
@@ -159,8 +160,21 @@ def _held_entries(loaded: LoadedConfig, store: StateStore, now: datetime, *, win
     return [
         e
         for e in build_plan(project, now, store.mailing_states())
-        if e.state in _OPEN and is_held(project, e) and (not window or e.at <= now + ahead)
+        if e.state in _OPEN
+        and is_held(project, e)
+        and not too_late(project, e, now)
+        and (not window or e.at <= now + ahead)
     ]
+
+
+def too_late(project: Project, entry: PlanEntry, now: datetime) -> bool:
+    """Past any use: its meeting has begun, or it is later than the catch-up window allows.
+
+    The service reports such a mailing missed at its next wake-up; approving it would send nothing.
+    """
+    if entry.deadline is not None and now >= entry.deadline:
+        return True
+    return now - entry.at > timedelta(hours=project.settings.mailings.catch_up_hours)
 
 
 def _draft(loaded: LoadedConfig, store: StateStore, entry: PlanEntry, known: ReviewState | None) -> Draft:
@@ -188,6 +202,13 @@ def _find(loaded: LoadedConfig, store: StateStore, now: datetime, key: str) -> P
     states = store.mailing_states()
     if key in states:
         raise UnknownTargetError(f"mailing {key!r} is {states[key]} already; there is nothing to review")
+    project = loaded.project
+    for e in build_plan(project, now, states):
+        if e.key == key and is_held(project, e) and too_late(project, e, now):
+            raise UnknownTargetError(
+                f"mailing {key!r} was due at {e.at:%Y-%m-%d %H:%M %Z}: it is too late to send it now "
+                f"(after its meeting began or more than {project.settings.mailings.catch_up_hours} hours late)"
+            )
     raise UnknownTargetError(
         f"no mailing {key!r} waits for review; `cyclogram review` lists the drafts and their keys"
     )

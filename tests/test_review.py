@@ -154,11 +154,19 @@ def test_approved_late_goes_out_inside_the_catch_up_window_else_missed(reviewed,
 
     clock.set(at("2020-09-22T10:00"))
     service.due()
-    clock.set(at("2020-09-23T12:00"))  # 26 h late: beyond the 24 h window
+    clock.set(at("2020-09-23T09:00"))  # 23 h late: approved just inside the window...
     review.approve(service.loaded, store, clock.now(), [AGENDA])
+    clock.set(at("2020-09-23T12:00"))  # ...but the service wakes at 26 h: beyond it, missed
     missed = [a for a in service.due() if a.what == "missed"]
     assert [a.key for a in missed] == [AGENDA] and "catch-up window" in missed[0].detail
     assert _rows(store, AGENDA) == []
+
+
+def test_approving_what_is_too_late_says_so(reviewed, store):
+    service, clock = _service(reviewed, store, "2020-09-12T12:00")  # the invitation is 26 h late
+    with pytest.raises(review.UnknownTargetError, match="too late to send it now"):
+        review.approve(service.loaded, store, clock.now(), [INVITATION])
+    assert INVITATION not in [d.entry.key for d in review.drafts(service.loaded, store, clock.now())]
 
 
 def test_review_per_meeting_and_per_kind(config_copy, store, edit):
