@@ -141,3 +141,20 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
+
+
+_NAME_PART = st.text(
+    alphabet=st.sampled_from("абвгдеёжзийклмнопрстуфхцчшщыэюяАБВГДЕЖЗИКЛМНОПРСТabcdeABCDE-."),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(st.lists(_NAME_PART, min_size=1, max_size=5).map(" ".join), st.sampled_from(["ru", "en"]))
+def test_any_name_gets_a_well_formed_greeting(name, language):
+    line = greeting(name, language)
+    assert line.endswith("!" if language == "ru" else ",")
+    assert line.startswith(("Уважаемая ", "Уважаемый ", "Здравствуйте, ") if language == "ru" else "Dear ")
+    assert "\n" not in line and "  " not in line
+    words = set(name.replace(".", " ").split())
+    assert any(w.strip(".") in line for w in words if w.strip(".-")) or not any(w.strip(".-") for w in words)
