@@ -44,6 +44,7 @@ class Runner:
     echo: Callable[[str], None] = print
     watch: bool = True
     delivery: dict[str, Any] = field(default_factory=dict)  # deliver()'s options: concurrency, rate...
+    review_poll: float = POLL_SECONDS  # how often to look for approvals made by another process
 
     def __post_init__(self) -> None:
         self.service = Service(self.config_dir, self.store, self.clock)
@@ -143,7 +144,7 @@ class Runner:
         while not self.stop.is_set():
             self._schedule()
             # Approvals are made by `cyclogram approve` in another process: with review on, look again.
-            poll = POLL_SECONDS if review_enabled(self.service.project) else None
+            poll = self.review_poll if review_enabled(self.service.project) else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
             self._wake.clear()

@@ -271,3 +271,49 @@ def test_a_wrong_review_value_is_a_clear_configuration_error(config_copy, edit):
     with pytest.raises(ConfigError) as err:
         load_config(config_copy)
     assert "review" in str(err.value) and "2020-09-25-heads.yaml" in str(err.value)
+
+
+async def test_a_running_service_sends_what_another_process_approves(reviewed, tmp_path):
+    import asyncio
+    import mailbox
+
+    from scheduler.runner import Runner
+    from scheduler.transport import MaildirTransport
+
+    maildir = tmp_path / "mail"
+    db = tmp_path / "run" / "state.db"
+    running = SQLiteStore(db)
+    clock = FixedClock(at("2020-09-11T09:00"))  # an hour before the invitation's time: drafted, not due
+    runner = Runner(reviewed, running, clock, MaildirTransport(maildir, durable=False), watch=False,
+                    echo=lambda line: None, review_poll=0.05)  # fmt: skip
+
+    def kinds() -> list[str]:
+        if not (maildir / "new").is_dir():
+            return []
+        box = mailbox.Maildir(maildir, create=False)
+        return sorted(message_from_bytes(box.get_bytes(k))["X-Cyclogram-Kind"] for k in box.iterkeys())
+
+    async def until(predicate, what: str) -> None:
+        for _ in range(600):  # a bounded wait for the service's own loop, not a timing assumption
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; delivered: {kinds()}")
+
+    task = asyncio.create_task(runner.run())
+    try:
+        await until(lambda: kinds() == [review.DIGEST_KIND], "the digest")
+        clock.set(at("2020-09-11T10:01"))
+        other = SQLiteStore(db)  # `cyclogram approve` in another process: its own connection
+        try:
+            from scheduler.config import load_config
+
+            review.approve(load_config(reviewed), other, clock.now(), [INVITATION])
+        finally:
+            other.close()
+        await until(lambda: kinds().count("invitation") == 6, "the approved invitation")
+    finally:
+        runner.stop.set()
+        await asyncio.wait_for(task, 60)
+        running.close()
+    assert kinds().count("invitation") == 6
