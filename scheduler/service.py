@@ -90,7 +90,11 @@ class Service:
     def next_wake(self, now: datetime | None = None) -> datetime | None:
         """The next instant something is planned: the scheduler's next job."""
         now = now or self.clock.now()
-        times = [e.at for e in self.plan(now) if e.state == "upcoming" and e.at > now]
+        entries = [e for e in self.plan(now) if e.state == "upcoming" and e.at > now]
+        times = [e.at for e in entries]
+        if review.review_enabled(self.project):  # a held mailing is drafted `review_days` ahead
+            ahead = timedelta(days=self.project.settings.mailings.review_days)
+            times += [e.at - ahead for e in entries if e.at - ahead > now and review.is_held(self.project, e)]
         return min(times) if times else None
 
     # -- what is due ----------------------------------------------------------------------------------

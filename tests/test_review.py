@@ -317,3 +317,20 @@ async def test_a_running_service_sends_what_another_process_approves(reviewed, t
         await asyncio.wait_for(task, 60)
         running.close()
     assert kinds().count("invitation") == 6
+
+
+def test_a_rehearsal_drafts_at_review_days_ahead_and_sends_nothing_unapproved(reviewed, store, tmp_path):
+    import asyncio
+    from datetime import date
+
+    from scheduler.simulate import simulate
+    from scheduler.transport import MaildirTransport
+
+    result = asyncio.run(
+        simulate(reviewed, store, MaildirTransport(tmp_path / "mail"), date(2020, 9, 1), date(2020, 9, 30))
+    )
+    digests = [a for a in result.actions if a.what == "digest"]
+    assert digests[0].at == at("2020-09-09T10:00")  # two days before the invitation's 11 Sept 10:00
+    assert INVITATION in digests[0].detail
+    assert not [a for a in result.actions if a.what == "queued"]
+    assert {r.kind for r in store.outbox()} == {review.DIGEST_KIND}
