@@ -106,11 +106,12 @@ def _render(
     secret = feed_secret(store)
     # A running service asks again at every wake-up; the content is a function of the model (a reload
     # makes a new one), the changes told and the feed secret: render each once per model.
+    cache: dict[tuple[Any, ...], tuple[str, tuple[str, ...], str, str]]
     cache = project.__dict__.setdefault("_review_renders", {})
     ident = (entry.key, entry.deadline, repr(changes), secret, str(loaded.directory))
     if ident not in cache:
         cache[ident] = _render_now(loaded, entry, secret, changes)
-    return cache[ident]  # type: ignore[no-any-return]
+    return cache[ident]
 
 
 def _render_now(

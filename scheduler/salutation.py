@@ -16,7 +16,15 @@ Gender = Literal["f", "m"]
 # Patronymics: Петрович / Петровна / Ильинична / Кузьминична, and the Turkic «Рашид оглы» / «Рашид кызы».
 _MALE_PATRONYMIC = re.compile(r"(вич|vich|vitch|ich)$", re.IGNORECASE)
 _FEMALE_PATRONYMIC = re.compile(r"(вна|ична|чна|vna|ichna|chna)$", re.IGNORECASE)
-_TURKIC = {"оглы": "m", "оглу": "m", "ogly": "m", "кызы": "f", "гызы": "f", "kyzy": "f", "qizi": "f"}
+_TURKIC: dict[str, Gender] = {
+    "оглы": "m",
+    "оглу": "m",
+    "ogly": "m",
+    "кызы": "f",
+    "гызы": "f",
+    "kyzy": "f",
+    "qizi": "f",
+}
 
 # Russian first names end in -а/-я mostly for women; these are the men's exceptions and the women's
 # names that end otherwise. A name not recognised either way leaves the gender unknown (a neutral greeting).
@@ -128,7 +136,7 @@ def gender_of(parts: NameParts) -> Gender | None:
     if parts.patronymic:
         tail = parts.patronymic.split(" ")[-1].lower()
         if tail in _TURKIC:
-            return _TURKIC[tail]  # type: ignore[return-value]
+            return _TURKIC[tail]
         if _FEMALE_PATRONYMIC.search(tail):
             return "f"
         if _MALE_PATRONYMIC.search(tail):
