@@ -156,7 +156,11 @@ class Service:
         news = review.prepare(self.loaded, self.store, now)
         if not news:
             return []
-        added = self.store.enqueue([review.digest_message(self.loaded, news, now)], now)
+        # The digest lists everything that waits (what is new prompts it), so one mail is the whole picture.
+        fresh = {d.entry.key for d in news}
+        waiting = [d for d in review.drafts(self.loaded, self.store, now) if d.state != "approved"]
+        listed = sorted(waiting, key=lambda d: d.entry.key not in fresh) or news
+        added = self.store.enqueue([review.digest_message(self.loaded, listed, now)], now)
         self.store.mark_notified([d.entry.key for d in news], now)
         detail = f"{len(news)} draft(s): " + ", ".join(d.entry.key for d in news)
         return [self._record(now, "digest", "review", review.DIGEST_KIND, None, added, detail)]
