@@ -17,9 +17,20 @@ from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
 from scheduler.completion import complete_keys, complete_kinds, complete_schools, complete_targets
 from scheduler.config import LoadedConfig, config_dir, load_config
-from scheduler.errors import ConfigError, CyclogramError
+from scheduler.errors import ConfigError, CyclogramError, UnknownTargetError
 from scheduler.plan import build_plan, select
 from scheduler.store import SQLiteStore, open_store, state_dir
+from scheduler.translation import (
+    _,
+    current_language,
+    install_click,
+    language_from_env,
+    language_is_chosen,
+    localize_commands,
+    ngettext,
+    project_language,
+    use_language,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,22 +61,39 @@ class Context:
 class CyclogramGroup(click.Group):
     """Turns the core's exceptions into messages and exit codes; no traceback for a user's mistake."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Speak the locale's language (until --lang or the project says otherwise), and only for this run."""
+        import os
+
+        saved = (current_language(), language_is_chosen())
+        use_language(language_from_env(os.environ))
+        install_click()
+        localize_commands(self)
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            use_language(*saved)
+            localize_commands(self)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(2)
+        except UnknownTargetError as exc:  # a kind, meeting or school the configuration does not have
+            click.echo(_("error: {error}").format(error=exc), err=True)
+            ctx.exit(2)
         except CyclogramError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(_("error: {error}").format(error=exc), err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo(_("interrupted"), err=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except OSError as exc:  # a folder not writable, a port taken, a disk full: the machine's to fix
-            click.echo(f"error: {exc}", err=True)
+            click.echo(_("error: {error}").format(error=exc), err=True)
             ctx.exit(1)
         except Exception as exc:
             import os
@@ -73,13 +101,16 @@ class CyclogramGroup(click.Group):
             from jinja2 import TemplateError
 
             if isinstance(exc, TemplateError):
-                click.echo(f"error: template: {exc}", err=True)
+                click.echo(_("error: template: {error}").format(error=exc), err=True)
                 ctx.exit(1)
             if os.environ.get("CYCLOGRAM_DEBUG"):
                 raise
             # A last resort: one line, and the way to the details, rather than a wall of traceback.
             click.echo(
-                f"error: unexpected {type(exc).__name__}: {exc} (CYCLOGRAM_DEBUG=1 shows where)", err=True
+                _("error: unexpected {kind}: {error} (CYCLOGRAM_DEBUG=1 shows where)").format(
+                    kind=type(exc).__name__, error=exc
+                ),
+                err=True,
             )
             ctx.exit(1)
 
@@ -95,7 +126,7 @@ def _parse_instant(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date-time (e.g. 2020-09-20T10:00+03:00)"
+            _("{value!r} is not an ISO 8601 date-time (e.g. 2020-09-20T10:00+03:00)").format(value=value)
         ) from None
     return parsed if parsed.tzinfo else None
 
@@ -124,24 +155,50 @@ def _parse_instant(value: str | None) -> datetime | None:
     default=None,
     help="Pretend it is this instant (ISO 8601 with offset), for rehearsals.",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(["ru", "en"]),
+    default=None,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, param, value: _choose_language(ctx, value),
+    help="Language of the console [default: from LC_ALL, LC_MESSAGES, LANG, then the project's language].",
+)
 @click.version_option(version=__version__, prog_name="cyclogram")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, state: Path | None, now: str | None) -> None:
     """Calendar feeds and templated mail for a network of schools working on a common project."""
+    path = config_dir(config)
+    if not language_is_chosen():
+        use_language(project_language(path), chosen=False)
+        localize_commands(ctx.find_root().command)
     instant = None
     if now is not None:
         instant = _parse_instant(now)
         if instant is None:
-            raise click.BadParameter("give the offset too, e.g. 2020-09-20T10:00+03:00", param_hint="--now")
+            raise click.BadParameter(
+                _("give the offset too, e.g. 2020-09-20T10:00+03:00"), param_hint="--now"
+            )
         if not YEARS[0] <= instant.year <= YEARS[1]:
-            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint="--now")
+            raise click.BadParameter(_years_message(), param_hint="--now")
     obj = Context(
-        config_path=config_dir(config),
+        config_path=path,
         state_path=state_dir(state),
         clock=FixedClock(instant) if instant else SystemClock(),
     )
     ctx.obj = obj
     ctx.call_on_close(lambda: [close() for close in obj.closers])
+
+
+def _choose_language(ctx: click.Context, value: str | None) -> None:
+    """--lang: before any other option is read, so that help and errors are in it too."""
+    if value is not None:
+        use_language(value)
+        localize_commands(ctx.find_root().command)
+
+
+def _years_message() -> str:
+    return _("give a year from {first} to {last}").format(first=YEARS[0], last=YEARS[1])
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -168,12 +225,17 @@ def validate(obj: Context) -> None:
 
     loaded = validate_all(obj.config_path)
     for warning in loaded.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(_("warning: {warning}").format(warning=warning), err=True)
     p = loaded.project
-    click.echo(
-        f"{obj.config_path}: OK: {len(p.schools)} schools, {len(p.teams)} teams, "
-        f"{len(p.meetings)} meetings, {len(p.all_events())} key events ({p.settings.school_year.label()})"
+    counts = ", ".join(
+        (
+            ngettext("{n} school", "{n} schools", len(p.schools)).format(n=len(p.schools)),
+            ngettext("{n} team", "{n} teams", len(p.teams)).format(n=len(p.teams)),
+            ngettext("{n} meeting", "{n} meetings", len(p.meetings)).format(n=len(p.meetings)),
+            ngettext("{n} key event", "{n} key events", len(p.all_events())).format(n=len(p.all_events())),
+        )
     )
+    click.echo(f"{obj.config_path}: OK: {counts} ({p.settings.school_year.label()})")
 
 
 # --- plan ------------------------------------------------------------------------------------------------
@@ -186,6 +248,8 @@ def validate(obj: Context) -> None:
 @with_context
 def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bool) -> None:
     """Show the year's timeline of mailings: what goes out when, and to how many."""
+    if start and end and end < start:
+        raise click.BadParameter(_("--to is before --from"), param_hint="--to")
     project = obj.load().project
     now = obj.clock.now()
     done = _known_states(obj)
@@ -205,7 +269,7 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     if not entries:
-        click.echo("No mailings in this period.")
+        click.echo(_("No mailings in this period."))
         return
     from scheduler.report import plan_table
 
@@ -291,8 +355,18 @@ def synth(
     )
     written = write_config(out, synth_files(spec), force=force)
     click.echo(
-        f"{out}: wrote {len(written)} files ({schools} schools, {teams} teams, {meetings} meetings, "
-        f"{events} key events, seed {seed})"
+        _(
+            "{out}: wrote {files} files ({schools} schools, {teams} teams, {meetings} meetings, "
+            "{events} key events, seed {seed})"
+        ).format(
+            out=out,
+            files=len(written),
+            schools=schools,
+            teams=teams,
+            meetings=meetings,
+            events=events,
+            seed=seed,
+        )
     )
 
 
@@ -322,7 +396,11 @@ def feeds_build(obj: Context, out: Path) -> None:
     env = make_environment(loaded.directory)
     built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
     written = write_feeds(built, out)
-    click.echo(f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged")
+    click.echo(
+        _("{out}: {feeds} feeds, {written} written, {unchanged} unchanged").format(
+            out=out, feeds=len(built), written=len(written), unchanged=len(built) - len(written)
+        )
+    )
 
 
 @feeds.command("urls")
@@ -354,11 +432,13 @@ def feeds_rotate_secret(obj: Context, yes: bool) -> None:
     from scheduler.tokens import SECRET_ENV, rotate_secret
 
     if os.environ.get(SECRET_ENV, "").strip():
-        raise CyclogramError(f"the feed secret comes from {SECRET_ENV}: set a new value there to rotate it")
+        raise CyclogramError(
+            _("the feed secret comes from {env}: set a new value there to rotate it").format(env=SECRET_ENV)
+        )
     if not yes:
-        click.confirm("Every school's and team's private feed URL will stop working. Rotate?", abort=True)
+        click.confirm(_("Every school's and team's private feed URL will stop working. Rotate?"), abort=True)
     rotate_secret(obj.store())
-    click.echo("Rotated. `cyclogram feeds urls` prints the new URLs; the next invitations carry them.")
+    click.echo(_("Rotated. `cyclogram feeds urls` prints the new URLs; the next invitations carry them."))
 
 
 @main.command()
@@ -391,7 +471,11 @@ def serve(obj: Context, host: str, port: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):  # a service manager's stop is a normal end: exit 0
             loop.add_signal_handler(sig, stop.set)
         count = len(server.published.feeds) if server.published else 0
-        click.echo(f"Serving {count} feeds on http://{host}:{bound}/ (Ctrl+C to stop)")
+        click.echo(
+            _("Serving {count} feeds on {url} (Ctrl+C to stop)").format(
+                count=count, url=f"http://{host}:{bound}/"
+            )
+        )
         try:
             await watch_config(
                 loaded.directory, lambda new: server.update(new.project) and None, stop_event=stop
@@ -399,7 +483,7 @@ def serve(obj: Context, host: str, port: int) -> None:
             await stop.wait()
         finally:
             await server.stop()
-        click.echo("Stopped.")
+        click.echo(_("Stopped."))
 
     asyncio.run(run())
 
@@ -433,7 +517,10 @@ def _mail_transport(obj: Context) -> Any:
     transport = transport_from_env(os.environ, obj.state_path / "mail")
     if isinstance(transport, MaildirTransport):
         click.echo(
-            f"No SMTP host set (CYCLOGRAM_SMTP_HOST): delivering into the Maildir {transport.path}", err=True
+            _("No SMTP host set (CYCLOGRAM_SMTP_HOST): delivering into the Maildir {path}").format(
+                path=transport.path
+            ),
+            err=True,
         )
     return transport
 
@@ -460,8 +547,10 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
 
     def in_doubt(n: int) -> None:
         click.echo(
-            f"{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
-            "accepted them): sending them again, with the same Message-ID.",
+            _(
+                "{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
+                "accepted them): sending them again, with the same Message-ID."
+            ).format(n=n),
             err=True,
         )
 
@@ -480,7 +569,7 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
                 return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
         return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
     except DeliveryBusyError as exc:
-        click.echo(f"{total} message(s) queued; {exc}.")
+        click.echo(_("{n} message(s) queued; {reason}.").format(n=total, reason=exc))
         return DeliveryReport(pending=total)
     except DeliveryError as exc:
         try:
@@ -488,8 +577,17 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
         except Exception:  # the store may be what failed
             left = total
         raise DeliveryError(
-            f"delivery stopped: {exc}; {left} message(s) stay queued (`cyclogram outbox` lists them)"
+            _(
+                "delivery stopped: {reason}; {n} message(s) stay queued (`cyclogram outbox` lists them)"
+            ).format(reason=exc, n=left)
         ) from None
+
+
+def _echo_failures(report: Any) -> None:
+    for _row, recipient, reason in report.failures:
+        click.echo(
+            "  " + _("failed: {recipient}: {reason}").format(recipient=recipient, reason=reason), err=True
+        )
 
 
 def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str) -> None:
@@ -531,7 +629,9 @@ def send(
         messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
         new = [m for m in messages if store.has(m.id) is None]
         click.echo(
-            f"{kind} {meeting}: {len(messages)} recipient(s), {len(new)} to send, nothing sent (dry run)."
+            _("{kind} {meeting}: {total} recipient(s), {new} to send, nothing sent (dry run).").format(
+                kind=kind, meeting=meeting, total=len(messages), new=len(new)
+            )
         )
         for m in messages:
             click.echo(f"  {'new ' if m in new else 'skip'}  {m.recipient}  ({m.id})")
@@ -540,8 +640,9 @@ def send(
     options = _delivery_options()  # refused before anything is queued
     if total and not yes:
         click.confirm(
-            f"Send {kind} {meeting} to {total} recipient(s) via {transport.description}? "
-            "(who already has it is skipped)",
+            _(
+                "Send {kind} {meeting} to {total} recipient(s) via {transport}? (who already has it is skipped)"
+            ).format(kind=kind, meeting=meeting, total=total, transport=transport.description),
             abort=True,
             err=True,
         )
@@ -550,19 +651,26 @@ def send(
     done = queue(store, loaded, messages, now=now, complete=only is None)
     skipped = done.total - done.added
     if not done.total:
-        click.echo(f"{kind} {meeting}: nothing to send (nothing changed since the schools were last told).")
+        click.echo(
+            _("{kind} {meeting}: nothing to send (nothing changed since the schools were last told).").format(
+                kind=kind, meeting=meeting
+            )
+        )
         return
     click.echo(
-        f"{kind} {meeting}: {done.total} recipient(s), {done.added} to send, {skipped} already sent or queued."
+        _("{kind} {meeting}: {total} recipient(s), {new} to send, {skipped} already sent or queued.").format(
+            kind=kind, meeting=meeting, total=done.total, new=done.added, skipped=skipped
+        )
     )
     queued = store.outbox_counts().get("queued", 0)
     report = _run_delivery(obj, transport, queued, options)
     click.echo(
-        f"sent {report.sent}, failed {report.failed}, skipped {skipped}"
-        + (f", still queued {report.pending}" if report.pending else "")
+        _("sent {sent}, failed {failed}, skipped {skipped}").format(
+            sent=report.sent, failed=report.failed, skipped=skipped
+        )
+        + (_(", still queued {n}").format(n=report.pending) if report.pending else "")
     )
-    for _, recipient, reason in report.failures:
-        click.echo(f"  failed: {recipient}: {reason}", err=True)
+    _echo_failures(report)
     if report.failed:
         sys.exit(1)
 
@@ -591,7 +699,7 @@ def preview(obj: Context, kind: str, meeting: str, school: str | None, fmt: str)
     messages = compose(obj.load(), kind, meeting=meeting, store=obj.store(), now=obj.clock.now(), only=school,
                        resend=False)  # fmt: skip
     if not messages:
-        click.echo(f"{kind} {meeting}: nothing to send.")
+        click.echo(_("{kind} {meeting}: nothing to send.").format(kind=kind, meeting=meeting))
         return
     raw = messages[0].message
     if fmt == "eml":
@@ -635,12 +743,21 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     if stopped:
-        click.echo(f"Delivery is stopped: {stopped}. Fix the setting; the queued mail then goes out.")
+        click.echo(
+            _("Delivery is stopped: {reason}. Fix the setting; the queued mail then goes out.").format(
+                reason=stopped
+            )
+        )
     click.echo("  ".join(f"{status}: {n}" for status, n in counts.items()))
     for r in troubled:
         when = r.next_attempt.isoformat(timespec="seconds")
-        what = "failed" if r.status == "failed" else f"retry at {when}"
-        click.echo(f"  {what}: {r.mailing} -> {r.recipient} (attempts {r.attempts}): {r.last_error}")
+        what = _("failed") if r.status == "failed" else _("retry at {when}").format(when=when)
+        click.echo(
+            "  "
+            + _("{what}: {mailing} -> {recipient} (attempts {attempts}): {error}").format(
+                what=what, mailing=r.mailing, recipient=r.recipient, attempts=r.attempts, error=r.last_error
+            )
+        )
 
 
 @outbox.command("retry")
@@ -651,14 +768,13 @@ def outbox_retry(obj: Context) -> None:
     transport = _mail_transport(obj)  # refused before anything is queued again
     store = obj.store()
     n = store.requeue_failed(obj.clock.now())
-    click.echo(f"{n} failed message(s) queued again.")
+    click.echo(_("{n} failed message(s) queued again.").format(n=n))
     queued = store.outbox_counts().get("queued", 0)
     if not queued:
         return
     report = _run_delivery(obj, transport, queued, options)
-    click.echo(f"sent {report.sent}, failed {report.failed}")
-    for _, recipient, reason in report.failures:
-        click.echo(f"  failed: {recipient}: {reason}", err=True)
+    click.echo(_("sent {sent}, failed {failed}").format(sent=report.sent, failed=report.failed))
+    _echo_failures(report)
     if report.failed:
         sys.exit(1)
 
@@ -680,7 +796,9 @@ def smtp_test(obj: Context, to: str) -> None:
     except ValueError as exc:
         errors = getattr(exc, "errors", None)
         why = errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) and errors() else str(exc)
-        raise CyclogramError(f"{to!r} is not a valid address: {why}") from None
+        raise CyclogramError(
+            _("{address!r} is not a valid address: {why}").format(address=to, why=why)
+        ) from None
     now = obj.clock.now()
     text = f"{project.settings.title}: SMTP test from cyclogram at {now.isoformat(timespec='seconds')}.\n"
     rendered = Rendered(
@@ -776,18 +894,18 @@ def simulate(
     from scheduler.transport import MaildirTransport, transport_from_env
 
     if end < start:
-        raise click.BadParameter("--to is before --from", param_hint="--to")
+        raise click.BadParameter(_("--to is before --from"), param_hint="--to")
     for day, hint in ((start, "--from"), (end, "--to")):
         if not YEARS[0] <= day.year <= YEARS[1]:
-            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint=hint)
+            raise click.BadParameter(_years_message(), param_hint=hint)
     if deliver and maildir is not None:
         raise click.UsageError(
-            "--deliver sends through the environment's transport; --maildir is for a rehearsal"
+            _("--deliver sends through the environment's transport; --maildir is for a rehearsal")
         )
     obj.load()
     if deliver:
         transport: Any = transport_from_env(os.environ, obj.state_path / "mail")
-        where = f"for real, through {transport.description}"
+        where = _("for real, through {transport}").format(transport=transport.description)
     else:
         target = prepare_scratch(maildir, "mail") if maildir is not None else None
         transport = None
@@ -796,10 +914,12 @@ def simulate(
     if transport is None:
         # A scratch copy: no fsyncs. Never the environment's SMTP server or Maildir.
         transport = MaildirTransport(target or prepare_scratch(workdir / "mail", "mail"), durable=False)
-        where = f"into the rehearsal's Maildir {transport.path} (nothing is sent to anyone)"
-    click.echo(f"Rehearsal: the mail goes {where}.", err=as_json)
+        where = _("into the rehearsal's Maildir {path} (nothing is sent to anyone)").format(
+            path=transport.path
+        )
+    click.echo(_("Rehearsal: the mail goes {where}.").format(where=where), err=as_json)
     if deliver and not yes:
-        click.confirm("Deliver the rehearsal's mail for real?", abort=True, err=True)
+        click.confirm(_("Deliver the rehearsal's mail for real?"), abort=True, err=True)
     store = SQLiteStore(workdir / "state.db")
     obj.closers.append(store.close)
     result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
@@ -832,7 +952,11 @@ def simulate(
 
     zone = obj.load().project.zone()
     click.echo(timeline_table(result.actions, zone))
-    click.echo(f"Delivered {result.delivered} message(s) {where}; {result.failed} failed.")
+    click.echo(
+        _("Delivered {n} message(s) {where}; {failed} failed.").format(
+            n=result.delivered, where=where, failed=result.failed
+        )
+    )
     if result.failed:
         raise SystemExit(1)
 
@@ -855,21 +979,26 @@ def review_cmd(obj: Context, as_json: bool) -> None:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     if not found:
-        click.echo("No mailing waits for review.")
+        click.echo(_("No mailing waits for review."))
         return
     zone = loaded.project.zone()
     for d in found:
         e = d.entry
         click.echo(f"{e.key}  [{d.state}]")
         click.echo(
-            f"  {e.kind}, due {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}, {len(d.recipients)} recipient(s)"
+            "  "
+            + _("{kind}, due {at}, {n} recipient(s)").format(
+                kind=e.kind, at=f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}", n=len(d.recipients)
+            )
         )
-        click.echo(f"  subject: {d.subject}")
+        click.echo("  " + _("subject: {subject}").format(subject=d.subject))
         for change in d.changes:
-            click.echo(f"  changed since the last mailing: {change}")
+            click.echo("  " + _("changed since the last mailing: {change}").format(change=change))
     waiting = sum(d.state != "approved" for d in found)
     click.echo(
-        f"{len(found)} draft(s), {waiting} not approved. Approve with: cyclogram approve KEY (or --all)"
+        _("{n} draft(s), {waiting} not approved. Approve with: cyclogram approve KEY (or --all)").format(
+            n=len(found), waiting=waiting
+        )
     )
 
 
@@ -882,12 +1011,12 @@ def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
     from scheduler.review import approve as approve_drafts
 
     if bool(keys) == every:
-        raise click.UsageError("Name the mailings to approve, or give --all.")
+        raise click.UsageError(_("Name the mailings to approve, or give --all."))
     done = approve_drafts(obj.load(), obj.store(), obj.clock.now(), keys, every=every)
     for d in done:
-        click.echo(f"Approved {d.entry.key} ({len(d.recipients)} recipient(s)).")
+        click.echo(_("Approved {key} ({n} recipient(s)).").format(key=d.entry.key, n=len(d.recipients)))
     if not done:
-        click.echo("No mailing waits for approval.")
+        click.echo(_("No mailing waits for approval."))
 
 
 @main.command()
@@ -898,7 +1027,7 @@ def hold(obj: Context, key: str) -> None:
     from scheduler.review import hold as hold_draft
 
     d = hold_draft(obj.load(), obj.store(), obj.clock.now(), key)
-    click.echo(f"Held {d.entry.key}: it will not go out until `cyclogram approve {d.entry.key}`.")
+    click.echo(_("Held {key}: it will not go out until `cyclogram approve {key}`.").format(key=d.entry.key))
 
 
 if __name__ == "__main__":

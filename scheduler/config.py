@@ -24,6 +24,8 @@ from .model import (
     School,
     Team,
 )
+from .problems import error_sentence
+from .translation import N_, _, ngettext
 
 __all__ = [
     "CONFIG_ENV",
@@ -135,9 +137,9 @@ class _Source:
     data: Any
     prefix: tuple[Any, ...] = ()
 
-    def problem(self, path: Iterable[Any], message: str) -> Problem:
+    def problem(self, path: Iterable[Any], message: str, rank: int = 1) -> Problem:
         path = tuple(path)
-        return Problem(self.file, _line_of(self.data, path), _path_text(path), message)
+        return Problem(self.file, _line_of(self.data, path), _path_text(path), message, rank)
 
 
 @dataclass
@@ -155,10 +157,18 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(path, None, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        problems.append(
+            Problem(
+                path,
+                None,
+                "",
+                _("not UTF-8 text ({reason} at byte {at})").format(reason=exc.reason, at=exc.start),
+                0,
+            )
+        )
         return None
     except OSError as exc:
-        problems.append(Problem(path, None, "", f"cannot read: {exc.strerror}"))
+        problems.append(Problem(path, None, "", _("cannot read: {reason}").format(reason=exc.strerror), 0))
         return None
     try:
         return yaml.load(text, Loader=_Loader)
@@ -166,9 +176,9 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        problems.append(Problem(path, line, "", f"YAML syntax error: {what}"))
+        problems.append(Problem(path, line, "", _("YAML syntax error: {what}").format(what=what), 0))
     except yaml.YAMLError as exc:
-        problems.append(Problem(path, None, "", f"YAML error: {exc}"))
+        problems.append(Problem(path, None, "", _("YAML error: {what}").format(what=exc), 0))
     return None
 
 
@@ -188,23 +198,17 @@ def _is_tag(part: Any) -> bool:
 
 
 def _message(err: Any) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    if err["type"] == "extra_forbidden":
-        return "unknown field (check the spelling)"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return msg
+    return error_sentence(err)
 
 
 def _expect_map(src: _Source, problems: list[Problem], what: str) -> bool:
     if src.data is None:
-        problems.append(Problem(src.file, None, "", f"is empty; it should hold {what}"))
+        problems.append(
+            Problem(src.file, None, "", _("is empty; it should hold {what}").format(what=_(what)), 0)
+        )
         return False
     if not isinstance(src.data, dict):
-        problems.append(src.problem((), f"should be a mapping holding {what}"))
+        problems.append(src.problem((), _("should be a mapping holding {what}").format(what=_(what)), 0))
         return False
     return True
 
@@ -213,56 +217,72 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
     """Read, validate and cross-check a configuration directory; raise ConfigError with every problem."""
     root = Path(directory)
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     if not root.is_dir():
-        raise ConfigError([Problem(root, None, "", "configuration directory does not exist")])
+        raise ConfigError([Problem(root, None, "", _("configuration directory does not exist"), 0)])
 
     settings = None
     project_file = root / "project.yaml"
     sources: dict[str, _Source] = {}
     if not project_file.is_file():
-        problems.append(Problem(project_file, None, "", "missing: every configuration needs project.yaml"))
+        problems.append(
+            Problem(project_file, None, "", _("missing: every configuration needs project.yaml"), 0)
+        )
     else:
         src = _Source(project_file, _read_yaml(project_file, problems))
         readable = src.data is not None or not any(p.file == project_file for p in problems)
-        if readable and _expect_map(src, problems, "the project settings"):
+        if readable and _expect_map(src, problems, N_("the project settings")):
             settings = _validate(ProjectSettings, src, problems)
             sources["project"] = src
 
     schools: list[School] = []
     teams: list[Team] = []
+    # Ids of entries that did not validate: references to them are knock-on errors, folded into the cause.
+    broken: dict[str, dict[str, Problem]] = {"school": {}, "team": {}}
     part_file = root / "participants.yaml"
     if not part_file.is_file():
-        problems.append(Problem(part_file, None, "", "missing: list the participating schools here"))
+        problems.append(Problem(part_file, None, "", _("missing: list the participating schools here"), 0))
     else:
         src = _Source(part_file, _read_yaml(part_file, problems))
         readable = src.data is not None or not any(p.file == part_file for p in problems)
-        if readable and _expect_map(src, problems, "`schools:` and `teams:`"):
+        if readable and _expect_map(src, problems, N_("`schools:` and `teams:`")):
             sources["participants"] = src
             extra = sorted(set(src.data) - {"schools", "teams"}, key=str)
             for key in extra:
-                problems.append(src.problem((key,), "unknown section; expected `schools` or `teams`"))
-            schools = _validate_list(School, src, "schools", problems, required=True)
-            teams = _validate_list(Team, src, "teams", problems)
+                problems.append(src.problem((key,), _("unknown section; expected `schools` or `teams`")))
+            schools = _validate_list(School, src, "schools", problems, required=True, broken=broken["school"])
+            teams = _validate_list(Team, src, "teams", problems, broken=broken["team"])
 
     events: list[KeyEvent] = []
     cyc_file = root / "cyclogram.yaml"
     if cyc_file.is_file():
         src = _Source(cyc_file, _read_yaml(cyc_file, problems))
-        if src.data is not None and _expect_map(src, problems, "`events:`"):
+        if src.data is None and not any(p.file == cyc_file for p in problems):
+            warnings.append(Problem(cyc_file, None, "", _("is empty: the year has no key events")))
+        elif src.data is not None and _expect_map(src, problems, N_("`events:`")):
             sources["cyclogram"] = src
             for key in sorted(set(src.data) - {"events"}, key=str):
-                problems.append(src.problem((key,), "unknown section; expected `events`"))
+                problems.append(src.problem((key,), _("unknown section; expected `events`")))
             events = _validate_list(KeyEvent, src, "events", problems)
 
     meetings: list[Meeting] = []
     meeting_sources: dict[str, _Source] = {}
     meeting_files: dict[str, Path] = {}
     mdir = root / "meetings"
+    if not mdir.is_dir():
+        warnings.append(
+            Problem(
+                mdir,
+                None,
+                "",
+                _("no meetings/ folder: the year has no meetings (one file per meeting goes there)"),
+            )
+        )
     for path in sorted(mdir.glob("*.yaml")) + sorted(mdir.glob("*.yml")) if mdir.is_dir() else []:
         src = _Source(path, _read_yaml(path, problems))
         if src.data is None and any(p.file == path for p in problems):
             continue
-        if not _expect_map(src, problems, "one meeting"):
+        if not _expect_map(src, problems, N_("one meeting")):
             continue
         meeting = _validate(Meeting, src, problems)
         if meeting is None:
@@ -270,7 +290,10 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
         if meeting.id in meeting_sources:
             problems.append(
                 src.problem(
-                    ("id",), f"duplicate meeting id {meeting.id!r} (also in {meeting_files[meeting.id]})"
+                    ("id",),
+                    _("duplicate meeting id {id!r} (also in {file})").format(
+                        id=meeting.id, file=meeting_files[meeting.id]
+                    ),
                 )
             )
             continue
@@ -279,35 +302,74 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
         meeting_sources[meeting.id] = src
         meeting_files[meeting.id] = path
 
-    if settings is None:
+    # A file that could not be read at all is the cause of what would follow from its absence: alone.
+    if settings is None or any(p.rank == 0 for p in problems):
         raise ConfigError(problems)
 
     # Cross-check what did parse, so that one bad file does not hide the problems of the others.
     project = Project(settings=settings, schools=schools, teams=teams, meetings=meetings, events=events)
-    problems.extend(_cross_check(project, sources, meeting_sources))
+    cross, references = _cross_check(project, sources, meeting_sources)
+    problems = _fold(problems + cross, references, broken)
     if problems:
         raise ConfigError(problems)
-    warnings = _role_warnings(project, sources.get("participants"))
+    warnings.extend(_role_warnings(project, sources.get("participants")))
     return LoadedConfig(directory=root, project=project, meeting_files=meeting_files, warnings=warnings)
 
 
+def _fold(
+    own: list[Problem], references: list[tuple[str, str, Problem]], broken: dict[str, dict[str, Problem]]
+) -> list[Problem]:
+    """Each unknown id once, its other references counted; references to an entry that did not
+    validate are knock-on errors: counted on the entry's own first problem instead of listed."""
+    waiting: dict[Problem, int] = {}
+    unknown: dict[tuple[str, str], list[Problem]] = {}
+    for what, ident, problem in references:
+        cause = broken.get(what, {}).get(ident)
+        if cause is not None:
+            waiting[cause] = waiting.get(cause, 0) + 1
+        else:
+            unknown.setdefault((what, ident), []).append(problem)
+    out = []
+    for problem in own:
+        n = waiting.get(problem)
+        if n:
+            note = ngettext(" ({n} reference to it waits on this)", " ({n} references to it wait on this)", n)
+            problem = Problem(problem.file, problem.line, problem.path, problem.message + note.format(n=n))
+        out.append(problem)
+    for found in unknown.values():
+        first, more = found[0], len(found) - 1
+        if more:
+            note = ngettext(" (and {n} more reference to it)", " (and {n} more references to it)", more)
+            first = Problem(first.file, first.line, first.path, first.message + note.format(n=more), 2)
+        out.append(first)
+    return out
+
+
 def _validate_list(
-    model: type[BaseModel], src: _Source, key: str, problems: list[Problem], required: bool = False
+    model: type[BaseModel],
+    src: _Source,
+    key: str,
+    problems: list[Problem],
+    required: bool = False,
+    broken: dict[str, Problem] | None = None,
 ) -> list[Any]:
     items = src.data.get(key)
     if items is None:
         if required:
-            problems.append(src.problem((), f"`{key}:` is missing or empty"))
+            problems.append(src.problem((), _("`{key}:` is missing or empty").format(key=key)))
         return []
     if not isinstance(items, list):
-        problems.append(src.problem((key,), "should be a list"))
+        problems.append(src.problem((key,), _("should be a list")))
         return []
     out = []
     for i, item in enumerate(items):
         sub = _Source(src.file, src.data, (key, i))
+        before = len(problems)
         value = _validate(model, sub, problems, data=item)
         if value is not None:
             out.append(value)
+        elif broken is not None and isinstance(item, dict) and isinstance(item.get("id"), str):
+            broken.setdefault(item["id"], problems[before])
     return out
 
 
@@ -316,8 +378,17 @@ def _validate_list(
 
 def _cross_check(
     project: Project, sources: dict[str, _Source], meetings: dict[str, _Source]
-) -> list[Problem]:
+) -> tuple[list[Problem], list[tuple[str, str, Problem]]]:
+    """The problems across files, and apart the references to unknown ids (what, id, problem)."""
     problems: list[Problem] = []
+    refs: list[tuple[str, str, Problem]] = []
+
+    def unknown(what: str, ident: str, src: _Source, path: tuple[Any, ...]) -> None:
+        message = (_("unknown school {id!r}") if what == "school" else _("unknown team {id!r}")).format(
+            id=ident
+        )
+        refs.append((what, ident, src.problem(path, message, 2)))
+
     part = sources.get("participants")
     cyc = sources.get("cyclogram")
     school_ids = {s.id for s in project.schools}
@@ -328,36 +399,39 @@ def _cross_check(
         seen: set[str] = set()
         for i, item in enumerate(items):
             if item.id in seen and src is not None:
-                problems.append(src.problem((key, i, "id"), f"duplicate {what} id {item.id!r}"))
+                problems.append(src.problem((key, i, "id"), _(what).format(id=item.id)))
             seen.add(item.id)
 
-    dupes(project.schools, part, "schools", "school")
-    dupes(project.teams, part, "teams", "team")
-    dupes(project.events, cyc, "events", "key event")
+    dupes(project.schools, part, "schools", N_("duplicate school id {id!r}"))
+    dupes(project.teams, part, "teams", N_("duplicate team id {id!r}"))
+    dupes(project.events, cyc, "events", N_("duplicate key event id {id!r}"))
 
     def audience(aud: Audience, src: _Source, path: tuple[Any, ...]) -> None:
         for i, sid in enumerate(aud.schools):
             if sid not in school_ids:
-                problems.append(src.problem((*path, "schools", i), f"unknown school {sid!r}"))
+                unknown("school", sid, src, (*path, "schools", i))
         for i, tid in enumerate(aud.teams):
             if tid not in team_ids:
-                problems.append(src.problem((*path, "teams", i), f"unknown team {tid!r}"))
+                unknown("team", tid, src, (*path, "teams", i))
 
     def responsible(resp: Responsible | None, src: _Source, path: tuple[Any, ...]) -> None:
         if resp is None:
             return
         if resp.school and resp.school not in school_ids:
-            problems.append(src.problem((*path, "school"), f"unknown school {resp.school!r}"))
+            unknown("school", resp.school, src, (*path, "school"))
         if resp.team and resp.team not in team_ids:
-            problems.append(src.problem((*path, "team"), f"unknown team {resp.team!r}"))
+            unknown("team", resp.team, src, (*path, "team"))
 
     def in_year(event: KeyEvent, src: _Source, path: tuple[Any, ...]) -> None:
         if event.first_day not in year or event.last_day not in year:
             problems.append(
                 src.problem(
                     (*path, "when"),
-                    f"falls outside the school year {year.label()} "
-                    f"({year.first_day:%d.%m.%Y}-{year.last_day:%d.%m.%Y})",
+                    _("falls outside the school year {year} ({first}-{last})").format(
+                        year=year.label(),
+                        first=f"{year.first_day:%d.%m.%Y}",
+                        last=f"{year.last_day:%d.%m.%Y}",
+                    ),
                 )
             )
 
@@ -365,7 +439,7 @@ def _cross_check(
         for i, team in enumerate(project.teams):
             for j, sid in enumerate(team.schools):
                 if sid not in school_ids:
-                    problems.append(part.problem(("teams", i, "schools", j), f"unknown school {sid!r}"))
+                    unknown("school", sid, part, ("teams", i, "schools", j))
 
     if cyc is not None:
         for i, event in enumerate(project.events):
@@ -377,31 +451,35 @@ def _cross_check(
     for meeting in project.meetings:
         src = meetings[meeting.id]
         if project.meeting_start(meeting).date() not in year:
-            problems.append(src.problem(("start",), f"falls outside the school year {year.label()}"))
+            problems.append(
+                src.problem(("start",), _("falls outside the school year {year}").format(year=year.label()))
+            )
         audience(meeting.audience, src, ("audience",))
         if meeting.minutes is not None:
             mins = meeting.minutes
             for i, sid in enumerate(mins.attendance):
                 if sid not in school_ids:
-                    problems.append(src.problem(("minutes", "attendance", i), f"unknown school {sid!r}"))
+                    unknown("school", sid, src, ("minutes", "attendance", i))
             for i, item in enumerate(mins.action_items):
                 responsible(item.responsible, src, ("minutes", "action_items", i, "responsible"))
             for i, event in enumerate(mins.approved_events):
                 path = ("minutes", "approved_events", i)
                 if event.id in event_ids:
-                    problems.append(src.problem((*path, "id"), f"duplicate key event id {event.id!r}"))
+                    problems.append(
+                        src.problem((*path, "id"), _("duplicate key event id {id!r}").format(id=event.id))
+                    )
                 event_ids.add(event.id)
                 audience(event.audience, src, (*path, "audience"))
                 responsible(event.responsible, src, (*path, "responsible"))
                 in_year(event, src, path)
-    return problems
+    return problems, refs
 
 
 def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> None:
     """Checks a meeting file needs nothing else for: its times in its own (local) terms."""
     first, last = meeting.start, meeting.end
     if last <= first:
-        problems.append(src.problem(("end",), "end is not after start"))
+        problems.append(src.problem(("end",), _("end is not after start")))
         return
     for i, item in enumerate(meeting.agenda):
         for attr in ("start", "end"):
@@ -413,7 +491,9 @@ def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> N
                 problems.append(
                     src.problem(
                         ("agenda", i, attr),
-                        f"{slot:%H:%M} is outside the meeting ({first:%H:%M}-{last:%H:%M})",
+                        _("{slot} is outside the meeting ({first}-{last})").format(
+                            slot=f"{slot:%H:%M}", first=f"{first:%H:%M}", last=f"{last:%H:%M}"
+                        ),
                     )
                 )
 
@@ -448,10 +528,12 @@ def _role_warnings(project: Project, part: _Source | None) -> list[Problem]:
             out.append(
                 part.problem(
                     (*path, "email"),
-                    f"{person.email} is also {_path_text(where)}"
-                    + (f" (line {line})" if line else "")
-                    + f" under another name ({earlier.name!r}, here {person.name!r}): a typo in the address? "
-                    "If it is one person, mail to it uses the first name",
+                    _("{email} is also {where}").format(email=person.email, where=_path_text(where))
+                    + (_(" (line {line})").format(line=line) if line else "")
+                    + _(
+                        " under another name ({earlier!r}, here {name!r}): a typo in the address? "
+                        "If it is one person, mail to it uses the first name"
+                    ).format(earlier=earlier.name, name=person.name),
                 )
             )
     return out

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
     "ConfigError",
     "CyclogramError",
     "DeliveryError",
+    "NothingToSendError",
     "Problem",
     "TemplateProblem",
     "UnknownTargetError",
@@ -27,6 +28,8 @@ class Problem:
     line: int | None
     path: str
     message: str
+    # 0: a file that could not be read at all; 1: a value; 2: a reference across files. Root causes first.
+    rank: int = field(default=1, compare=False)
 
     def __str__(self) -> str:
         where = str(self.file)
@@ -40,12 +43,18 @@ class ConfigError(CyclogramError):
     """The configuration is invalid; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(set(problems), key=lambda p: (str(p.file), p.line or 0, p.path, p.message))
+        self.problems = sorted(
+            set(problems), key=lambda p: (p.rank, str(p.file), p.line or 0, p.path, p.message)
+        )
         super().__init__(self._summary())
 
     def _summary(self) -> str:
+        from .translation import ngettext
+
         n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} in the configuration:"
+        head = ngettext("{n} problem in the configuration:", "{n} problems in the configuration:", n).format(
+            n=n
+        )
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
@@ -54,7 +63,11 @@ class TemplateProblem(CyclogramError):
 
 
 class UnknownTargetError(CyclogramError):
-    """A command named a meeting, school, team or mailing kind that does not exist."""
+    """A command named a meeting, school, team or mailing kind that does not exist: a command-line mistake."""
+
+
+class NothingToSendError(CyclogramError):
+    """What the command named exists, but the mailing has nothing for it (a school outside its audience)."""
 
 
 class DeliveryError(CyclogramError):

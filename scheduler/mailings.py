@@ -8,13 +8,14 @@ from datetime import datetime
 
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
-from .errors import CyclogramError, UnknownTargetError
+from .errors import CyclogramError, NothingToSendError, UnknownTargetError
 from .messages import IMIP_METHODS, build_message, mail_context, render_templates
 from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
 from .store import NewMessage, StateStore
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_url
+from .translation import _
 
 __all__ = [
     "ANNOUNCING",
@@ -57,13 +58,17 @@ def resolve_meeting(project: Project, meeting_id: str) -> Meeting:
     try:
         return project.meeting(meeting_id)
     except KeyError:
-        known = ", ".join(m.id for m in project.meetings) or "none"
-        raise UnknownTargetError(f"no meeting {meeting_id!r}; known meetings: {known}") from None
+        known = ", ".join(m.id for m in project.meetings) or _("none")
+        raise UnknownTargetError(
+            _("no meeting {id!r}; known meetings: {known}").format(id=meeting_id, known=known)
+        ) from None
 
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
-        raise UnknownTargetError(f"unknown mailing kind {kind!r}; known kinds: {', '.join(KINDS)}")
+        raise UnknownTargetError(
+            _("unknown mailing kind {kind!r}; known kinds: {known}").format(kind=kind, known=", ".join(KINDS))
+        )
 
 
 class UnknownRecipientError(UnknownTargetError):
@@ -73,8 +78,8 @@ class UnknownRecipientError(UnknownTargetError):
 def _some(ids: Iterable[str], limit: int = 10) -> str:
     """A few ids for a message: a network of a thousand schools should not fill the terminal."""
     listed = list(dict.fromkeys(ids))
-    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
-    return (", ".join(listed[:limit]) or "none") + more
+    more = _(" and {n} more").format(n=len(listed) - limit) if len(listed) > limit else ""
+    return (", ".join(listed[:limit]) or _("none")) + more
 
 
 def check_only(project: Project, only: str | None) -> None:
@@ -89,8 +94,9 @@ def check_only(project: Project, only: str | None) -> None:
     if wanted in addresses:
         return
     raise UnknownRecipientError(
-        f"{only!r} is neither a school id nor an address in participants.yaml "
-        f"(schools: {_some(s.id for s in project.schools)})"
+        _("{only!r} is neither a school id nor an address in participants.yaml (schools: {schools})").format(
+            only=only, schools=_some(s.id for s in project.schools)
+        )
     )
 
 
@@ -107,8 +113,10 @@ def filter_recipients(project: Project, recipients: list[Recipient], only: str |
     picked = [r for r in recipients if wanted in (r.schools or (r.school,)) or r.email.lower() == wanted]
     if not picked:
         schools = _some(s for r in recipients for s in (r.schools or (r.school,)))
-        raise UnknownTargetError(
-            f"{only!r} does not receive this mailing (it goes to the schools: {schools})"
+        raise NothingToSendError(
+            _("{only!r} does not receive this mailing (it goes to the schools: {schools})").format(
+                only=only, schools=schools
+            )
         )
     if any(s.id == wanted for s in project.schools):
         # The school's head first: `preview --school` shows the message its head gets.
@@ -124,7 +132,9 @@ def entries_for(project: Project, kind: str, target: str, now: datetime) -> list
         coming = [e for e in entries if e.deadline is None or e.deadline >= now]
         entries = coming[:1]  # the next occurrence, not the whole year
     if not entries:
-        raise UnknownTargetError(f"no {kind} is planned for {target!r}")
+        known = {m.id for m in project.meetings} | {e.id for e in project.all_events()}
+        error = NothingToSendError if target in known else UnknownTargetError
+        raise error(_("no {kind} is planned for {target!r}").format(kind=kind, target=target))
     return entries
 
 

@@ -51,8 +51,8 @@ def test_send_into_maildir_once(tmp_path, monkeypatch):
 
 def test_wrong_targets_are_messages_not_tracebacks(tmp_path):
     for args, text, code in [
-        (["send", "invitation", "nope", "--yes"], "no meeting 'nope'", 1),
-        (["send", "postcard", "heads-2020-09", "--yes"], "unknown mailing kind", 1),
+        (["send", "invitation", "nope", "--yes"], "no meeting 'nope'", 2),
+        (["send", "postcard", "heads-2020-09", "--yes"], "unknown mailing kind", 2),
         (["preview", "invitation", "heads-2020-09", "--school", "school-99"], "neither a school", 2),
     ]:
         result = _run(tmp_path / "var", *args)
