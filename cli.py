@@ -21,6 +21,7 @@ from scheduler.errors import ConfigError, CyclogramError, UnknownTargetError
 from scheduler.plan import build_plan, select
 from scheduler.store import SQLiteStore, open_store, state_dir
 from scheduler.translation import (
+    N_,
     _,
     current_language,
     install_click,
@@ -907,13 +908,13 @@ def simulate(
         transport: Any = transport_from_env(os.environ, obj.state_path / "mail")
         where = _("for real, through {transport}").format(transport=transport.description)
     else:
-        target = prepare_scratch(maildir, "mail") if maildir is not None else None
+        target = prepare_scratch(maildir, N_("mail")) if maildir is not None else None
         transport = None
     earlier = frozenset({"state.db", "state.db-wal", "state.db-shm", "state.db.deliver.lock", "mail"})
-    workdir = prepare_scratch(obj.state_path / "simulation", "rehearsal's state", earlier)
+    workdir = prepare_scratch(obj.state_path / "simulation", N_("rehearsal's state"), earlier)
     if transport is None:
         # A scratch copy: no fsyncs. Never the environment's SMTP server or Maildir.
-        transport = MaildirTransport(target or prepare_scratch(workdir / "mail", "mail"), durable=False)
+        transport = MaildirTransport(target or prepare_scratch(workdir / "mail", N_("mail")), durable=False)
         where = _("into the rehearsal's Maildir {path} (nothing is sent to anyone)").format(
             path=transport.path
         )

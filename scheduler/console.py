@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_timedelta
 
 from .errors import CyclogramError
+from .translation import _
 
 __all__ = ["PortTakenError", "ZoneFormatter", "human_duration", "port_error", "setup_logging"]
 
@@ -57,16 +58,21 @@ def port_error(exc: OSError, host: str, port: int) -> CyclogramError | None:
     """One line for a port that cannot be bound, naming it and how to choose another; None if not that."""
     if exc.errno == errno.EADDRINUSE:
         return PortTakenError(
-            f"The port {port} on {host} is already in use by another program. "
-            f"Choose another with --port (for example --port {port + 1 if port < 65535 else 8081}), "
-            "or --port 0 for any free one."
+            _(
+                "The port {port} on {host} is already in use by another program. "
+                "Choose another with --port (for example --port {other}), or --port 0 for any free one."
+            ).format(port=port, host=host, other=port + 1 if port < 65535 else 8081)
         )
     if exc.errno == errno.EACCES:
         return PortTakenError(
-            f"The port {port} on {host} needs administrator rights. Choose a port above 1023 with --port."
+            _(
+                "The port {port} on {host} needs administrator rights. Choose a port above 1023 with --port."
+            ).format(port=port, host=host)
         )
     if exc.errno == errno.EADDRNOTAVAIL:
         return PortTakenError(
-            f"The address {host} does not belong to this machine. Choose another with --host."
+            _("The address {host} does not belong to this machine. Choose another with --host.").format(
+                host=host
+            )
         )
     return None

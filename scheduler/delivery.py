@@ -13,6 +13,7 @@ from typing import Any
 from .clock import Clock
 from .errors import CyclogramError, DeliveryError
 from .store import OutboxRow, StateStore
+from .translation import _
 from .transport import Connection, TransientError, Transport, TransportConfigError
 
 __all__ = [
@@ -127,8 +128,10 @@ async def deliver(
     with store.delivery_lease() as mine:
         if not mine:
             raise DeliveryBusyError(
-                "another cyclogram process (the service, or a send) is delivering from this outbox; "
-                "what is queued goes out through it"
+                _(
+                    "another cyclogram process (the service, or a send) is delivering from this outbox; "
+                    "what is queued goes out through it"
+                )
             )
         return await _deliver(
             store, transport, clock, concurrency=concurrency, rate_per_minute=rate_per_minute, stop=stop,
@@ -261,7 +264,7 @@ async def _deliver(
                     await conn.close()
 
     while not stopping():
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+        workers = [asyncio.create_task(worker()) for _worker in range(max(1, concurrency))]
         await asyncio.gather(*workers)  # a worker never raises but to be cancelled
         if halted:
             break
@@ -329,9 +332,15 @@ def delivery_options(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             value = int(text)
         except ValueError:
-            raise DeliveryError(f"{name} must be a whole number, not {text!r}") from None
+            raise DeliveryError(
+                _("{name} must be a whole number, not {value!r}").format(name=name, value=text)
+            ) from None
         if not 0 < value <= most:
-            raise DeliveryError(f"{name} must be a positive whole number up to {most}, not {value}")
+            raise DeliveryError(
+                _("{name} must be a positive whole number up to {most}, not {value}").format(
+                    name=name, most=most, value=value
+                )
+            )
         options[key] = value
     options["backoff"] = timedelta(seconds=options["backoff"])
     return options

@@ -13,7 +13,7 @@ from typing import Any
 
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
-from .errors import UnknownTargetError
+from .errors import NothingToSendError, UnknownTargetError
 from .mailings import _recipients, _targets, outbox_id
 from .messages import Rendered, build_message, mail_context, render_templates
 from .model import KINDS, MeetingStatus, Project, Recipient
@@ -21,6 +21,7 @@ from .plan import PlanEntry, build_plan
 from .store import NewMessage, ReviewState, StateStore
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_url
+from .translation import _
 
 __all__ = [
     "DIGEST_KIND",
@@ -202,16 +203,26 @@ def _find(loaded: LoadedConfig, store: StateStore, now: datetime, key: str) -> P
             return e
     states = store.mailing_states()
     if key in states:
-        raise UnknownTargetError(f"mailing {key!r} is {states[key]} already; there is nothing to review")
+        raise NothingToSendError(
+            _("mailing {key!r} is {state} already; there is nothing to review").format(
+                key=key, state=states[key]
+            )
+        )
     project = loaded.project
     for e in build_plan(project, now, states):
         if e.key == key and is_held(project, e) and too_late(project, e, now):
-            raise UnknownTargetError(
-                f"mailing {key!r} was due at {e.at:%Y-%m-%d %H:%M %Z}: it is too late to send it now "
-                f"(after its meeting began or more than {project.settings.mailings.catch_up_hours} hours late)"
+            raise NothingToSendError(
+                _(
+                    "mailing {key!r} was due at {at}: it is too late to send it now "
+                    "(after its meeting began or more than {hours} hours late)"
+                ).format(
+                    key=key, at=f"{e.at:%Y-%m-%d %H:%M %Z}", hours=project.settings.mailings.catch_up_hours
+                )
             )
     raise UnknownTargetError(
-        f"no mailing {key!r} waits for review; `cyclogram review` lists the drafts and their keys"
+        _("no mailing {key!r} waits for review; `cyclogram review` lists the drafts and their keys").format(
+            key=key
+        )
     )
 
 

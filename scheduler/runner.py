@@ -22,6 +22,7 @@ from .errors import CyclogramError, DeliveryError
 from .review import POLL_SECONDS, review_enabled
 from .service import Action, Service
 from .store import StateStore
+from .translation import _, ngettext
 
 __all__ = ["Runner"]
 
@@ -102,9 +103,13 @@ class Runner:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             log.info("action=stopped sent=%d failed=%d", self.sent, self.failed)
-            self.echo(f"Stopped. Delivered {self.sent} message(s) in this run, {self.failed} failed.")
+            self.echo(
+                _("Stopped. Delivered {sent} message(s) in this run, {failed} failed.").format(
+                    sent=self.sent, failed=self.failed
+                )
+            )
         if self.problem is not None:
-            raise DeliveryError(f"delivery was stopped: {self.problem}")
+            raise DeliveryError(_("delivery was stopped: {reason}").format(reason=self.problem))
         if self.error is not None:
             raise self.error
         return self.sent
@@ -127,19 +132,25 @@ class Runner:
         entries = self.service.plan(now)
         upcoming = [e for e in entries if e.state in ("upcoming", "waiting") and e.at > now]
         if self.server is not None:
-            self.echo(f"Serving the feeds at http://{self.host}:{self.port}/")
+            self.echo(_("Serving the feeds at {url}").format(url=f"http://{self.host}:{self.port}/"))
         if upcoming:
             nxt = upcoming[0]
             self.echo(
-                f"{len(upcoming)} mailing(s) still to come; next: {nxt.kind} about "
-                f"{nxt.meeting or nxt.event} at {nxt.at:%Y-%m-%d %H:%M %Z} to {nxt.recipients} recipient(s). "
-                "`cyclogram plan` shows them all."
-            )
+                _(
+                    "{n} mailing(s) still to come; next: {kind} about {target} at {at} to {recipients} "
+                    "recipient(s). `cyclogram plan` shows them all."
+                ).format(
+                    n=len(upcoming), kind=nxt.kind, target=nxt.meeting or nxt.event,
+                    at=f"{nxt.at:%Y-%m-%d %H:%M %Z}", recipients=nxt.recipients,
+                )
+            )  # fmt: skip
         else:
             year = project.settings.school_year
             self.echo(
-                f"The school year {year.label()} has no mailing left to send. Rehearse it with:\n"
-                f"  cyclogram simulate --from {year.first_day} --to {year.last_day}"
+                _("The school year {year} has no mailing left to send. Rehearse it with:").format(
+                    year=year.label()
+                )
+                + f"\n  cyclogram simulate --from {year.first_day} --to {year.last_day}"
             )
 
     def catch_up(self) -> list[Action]:
@@ -152,10 +163,13 @@ class Runner:
         missed = sum(a.what == "missed" for a in actions)
         if missed:
             log.info("action=missed-summary count=%d", missed)
-            if missed == 1:
-                self.echo("1 past mailing was not sent; `cyclogram plan` shows it.")
-            else:
-                self.echo(f"{missed} past mailings were not sent; `cyclogram plan` shows them.")
+            self.echo(
+                ngettext(
+                    "{n} past mailing was not sent; `cyclogram plan` shows it.",
+                    "{n} past mailings were not sent; `cyclogram plan` shows them.",
+                    missed,
+                ).format(n=missed)
+            )
         return actions
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -173,8 +187,10 @@ class Runner:
 
     def _in_doubt(self, n: int) -> None:
         self.echo(
-            f"{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
-            "accepted them): sending them again, with the same Message-ID."
+            _(
+                "{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
+                "accepted them): sending them again, with the same Message-ID."
+            ).format(n=n)
         )
 
     def _progress(self, row: Any, outcome: str, detail: str) -> None:

@@ -13,6 +13,7 @@ from .delivery import deliver
 from .errors import CyclogramError
 from .service import Action, Service
 from .store import StateStore
+from .translation import _
 from .validation import validate_all
 
 __all__ = ["MARKER", "Rehearsal", "prepare_scratch", "simulate"]
@@ -28,14 +29,20 @@ def prepare_scratch(path: Path, what: str, known: frozenset[str] = frozenset()) 
     `known` names what an older rehearsal, from before the marker, left there.
     """
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise CyclogramError(f"{path} is not a folder a rehearsal made; name a new folder for the {what}")
+        raise CyclogramError(
+            _("{path} is not a folder a rehearsal made; name a new folder for the {what}").format(
+                path=path, what=_(what)
+            )
+        )
     if path.is_dir():
         entries = list(path.iterdir())
         ours = (path / MARKER).is_file() or (known and {e.name for e in entries} <= known)
         if entries and not ours:
             raise CyclogramError(
-                f"{path} is not empty and was not made by `cyclogram simulate`: nothing in it is touched; "
-                f"name a new or empty folder for the {what}"
+                _(
+                    "{path} is not empty and was not made by `cyclogram simulate`: nothing in it is touched; "
+                    "name a new or empty folder for the {what}"
+                ).format(path=path, what=_(what))
             )
         for entry in entries:  # what an earlier rehearsal made: it starts from nothing again
             if entry.name == MARKER:
@@ -48,7 +55,9 @@ def prepare_scratch(path: Path, what: str, known: frozenset[str] = frozenset()) 
         path.mkdir(parents=True, exist_ok=True)
         (path / MARKER).write_text("made by cyclogram simulate; emptied by the next rehearsal\n")
     except OSError as exc:
-        raise CyclogramError(f"cannot make the rehearsal's folder {path}: {exc}") from None
+        raise CyclogramError(
+            _("cannot make the rehearsal's folder {path}: {reason}").format(path=path, reason=exc)
+        ) from None
     return path
 
 
@@ -78,7 +87,7 @@ async def simulate(
     queues what is due exactly as `run` would, and the outbox delivers it through `transport`.
     """
     if end < start:
-        raise CyclogramError("the simulation ends before it starts")
+        raise CyclogramError(_("the simulation ends before it starts"))
     loaded = validate_all(config_dir)
     zone = loaded.project.zone()
     first = datetime.combine(start, time(0), tzinfo=zone)
@@ -88,7 +97,7 @@ async def simulate(
     result = Rehearsal()
     store.recover(clock.now())
     service.due(catching_up=True)  # what was planned before the start: caught up or reported missed
-    for _ in range(max_steps):
+    for _step in range(max_steps):
         # The virtual clock does not move while delivering: retries wait for the next step instead.
         report = await deliver(store, transport, clock, wait_retries=False)
         result.delivered += report.sent

@@ -13,6 +13,7 @@ from watchfiles import awatch
 
 from .config import LoadedConfig, load_config
 from .errors import CyclogramError
+from .translation import _
 
 __all__ = ["reload_config", "watch_config"]
 
@@ -26,10 +27,10 @@ def reload_config(directory: Path) -> LoadedConfig | None:
     try:
         return load_config(directory)
     except CyclogramError as exc:
-        log.error("configuration change ignored, keeping the last good one:\n%s", exc)
+        log.error("%s\n%s", _("configuration change ignored, keeping the last good one:"), exc)
         return None
     except Exception:  # a half-written file can trip the loader anywhere; the service must not stop
-        log.exception("configuration change ignored, keeping the last good one")
+        log.exception(_("configuration change ignored, keeping the last good one"))
         return None
 
 
@@ -53,13 +54,13 @@ async def watch_config(
                 directory, stop_event=stop_event, debounce=debounce_ms, force_polling=force_polling,
                 recursive=True,
             ):  # fmt: skip
-                log.info("configuration changed (%d file(s)), reloading", len(changes))
+                log.info(_("configuration changed ({n} file(s)), reloading").format(n=len(changes)))
                 loaded = reload_config(directory)
                 if loaded is not None:
                     await _apply(on_change, loaded)
             return
         except Exception:  # the folder vanished, the watch failed: say so and watch again
-            log.exception("watching %s failed; watching again", directory)
+            log.exception(_("watching {folder} failed; watching again").format(folder=directory))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), timeout=2)
 
@@ -70,6 +71,6 @@ async def _apply(on_change: OnChange, loaded: LoadedConfig) -> None:
         if inspect.isawaitable(result):
             await result
     except CyclogramError as exc:
-        log.error("could not apply the new configuration, keeping the last good one: %s", exc)
+        log.error("%s %s", _("could not apply the new configuration, keeping the last good one:"), exc)
     except Exception:
-        log.exception("could not apply the new configuration, keeping the last good one")
+        log.exception(_("could not apply the new configuration, keeping the last good one"))
