@@ -99,6 +99,10 @@ def install_click() -> None:
             module.ngettext = ngettext  # type: ignore[attr-defined]
 
 
+# What click shows of a command or an option besides click's own gettext texts.
+_TEXTS = ("help", "short_help", "options_metavar", "subcommand_metavar")
+
+
 def _walk(command: Any, seen: set[int] | None = None) -> Iterator[Any]:
     seen = seen if seen is not None else set()
     if id(command) in seen:
@@ -130,7 +134,7 @@ def localize_commands(root: Any) -> None:
     """Put every command's and option's help text into the console's language (the ids are kept)."""
     for command in _walk(root):
         for owner in (command, *command.params):
-            for attr in ("help", "short_help"):
+            for attr in _TEXTS:
                 original = owner.__dict__.setdefault(f"_msgid_{attr}", _clean(getattr(owner, attr, None)))
                 if original:
                     setattr(owner, attr, _(original))
@@ -140,7 +144,7 @@ def extract_commands(root: Any) -> Iterator[str]:
     """Every help text of a click command tree: the messages `localize_commands` looks up."""
     for command in _walk(root):
         for owner in (command, *command.params):
-            for attr in ("help", "short_help"):
+            for attr in _TEXTS:
                 text = owner.__dict__.get(f"_msgid_{attr}", _clean(getattr(owner, attr, None)))
                 if text:
                     yield text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,11 @@ import pytest
 
 from scheduler.clock import FixedClock
 from scheduler.config import LoadedConfig, load_config
+
+# The tests read the console in English whatever the machine's locale (the example project is Russian);
+# tests/test_translation.py sets a Russian locale where it checks the Russian console.
+os.environ.pop("LC_ALL", None)
+os.environ["LC_MESSAGES"] = "en_US.UTF-8"
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config"
