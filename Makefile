@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (the service on the example) and `make test`.
-.PHONY: run test lint bench
+.PHONY: run test lint bench catalogs
 
 run:
 	scripts/bootstrap
@@ -15,3 +15,7 @@ test:
 bench:
 	scripts/bootstrap
 	bench/run
+
+# After a message of the console changed: extract, merge into the ru/en catalogs, compile the .mo files.
+catalogs:
+	.venv/bin/python scripts/catalogs

@@ -17,8 +17,9 @@ from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
 from scheduler.completion import complete_keys, complete_kinds, complete_schools, complete_targets
 from scheduler.config import LoadedConfig, config_dir, load_config
-from scheduler.errors import ConfigError, CyclogramError, UnknownTargetError
+from scheduler.errors import ConfigError, CyclogramError, UnknownNameError
 from scheduler.plan import build_plan, select
+from scheduler.progress import BarProgress, Progress, progress_for
 from scheduler.store import SQLiteStore, open_store, state_dir
 from scheduler.translation import (
     N_,
@@ -82,7 +83,7 @@ class CyclogramGroup(click.Group):
         except ConfigError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(2)
-        except UnknownTargetError as exc:  # a kind, meeting or school the configuration does not have
+        except UnknownNameError as exc:  # a kind, meeting or school the configuration does not have
             click.echo(_("error: {error}").format(error=exc), err=True)
             ctx.exit(2)
         except CyclogramError as exc:
@@ -396,7 +397,7 @@ def feeds_build(obj: Context, out: Path) -> None:
     loaded = obj.load()
     env = make_environment(loaded.directory)
     built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
-    written = write_feeds(built, out)
+    written = write_feeds(built, out, progress=_progress(_("Writing feeds")))
     click.echo(
         _("{out}: {feeds} feeds, {written} written, {unchanged} unchanged").format(
             out=out, feeds=len(built), written=len(written), unchanged=len(built) - len(written)
@@ -556,18 +557,22 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
         )
 
     kwargs = dict(options, on_recovered=in_doubt)
+    shown = _progress(_("Sending"))
+    terminal = isinstance(shown, BarProgress)
+
+    def progress(row: Any, outcome: str, detail: str) -> None:
+        if outcome != "retry":
+            shown.advance()
+        elif terminal:  # in a log the service's own lines say it
+            click.echo(
+                "\n  "
+                + _("{recipient}: {reason}; will retry").format(recipient=row.recipient, reason=detail),
+                err=True,
+            )
+
+    kwargs["progress"] = progress
+    shown.start(total)
     try:
-        if sys.stdout.isatty() and total:
-            with click.progressbar(length=total, label="Sending") as bar:
-
-                def progress(row: Any, outcome: str, detail: str) -> None:
-                    if outcome != "retry":
-                        bar.update(1)
-                    else:
-                        click.echo(f"\n  {row.recipient}: {detail}; will retry", err=True)
-
-                kwargs["progress"] = progress
-                return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
         return asyncio.run(deliver(obj.store(), transport, _mail_clock(obj), **kwargs))
     except DeliveryBusyError as exc:
         click.echo(_("{n} message(s) queued; {reason}.").format(n=total, reason=exc))
@@ -582,6 +587,13 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
                 "delivery stopped: {reason}; {n} message(s) stay queued (`cyclogram outbox` lists them)"
             ).format(reason=exc, n=left)
         ) from None
+    finally:
+        shown.finish()
+
+
+def _progress(label: str) -> Progress:
+    """Progress on stderr (stdout stays clean for --json): a bar on a terminal, else a line every few seconds."""
+    return progress_for(label, sys.stderr)
 
 
 def _echo_failures(report: Any) -> None:
@@ -923,7 +935,16 @@ def simulate(
         click.confirm(_("Deliver the rehearsal's mail for real?"), abort=True, err=True)
     store = SQLiteStore(workdir / "state.db")
     obj.closers.append(store.close)
-    result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
+    result = asyncio.run(
+        rehearse(
+            obj.config_path,
+            store,
+            transport,
+            start.date(),
+            end.date(),
+            progress=_progress(_("Rehearsing days")),
+        )
+    )
     if as_json:
         click.echo(
             json.dumps(

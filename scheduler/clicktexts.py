@@ -60,4 +60,6 @@ def _plural_texts() -> None:  # pragma: no cover - never called: it only marks c
     ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)", 1)
     ngettext("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments.", 1)
     ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.", 1)
-    ngettext("{value!r} does not match the format {format}.", "{value!r} does not match the formats {formats}.", 1)
+    ngettext(
+        "{value!r} does not match the format {format}.", "{value!r} does not match the formats {formats}.", 1
+    )

@@ -9,9 +9,9 @@ __all__ = [
     "ConfigError",
     "CyclogramError",
     "DeliveryError",
-    "NothingToSendError",
     "Problem",
     "TemplateProblem",
+    "UnknownNameError",
     "UnknownTargetError",
 ]
 
@@ -63,11 +63,11 @@ class TemplateProblem(CyclogramError):
 
 
 class UnknownTargetError(CyclogramError):
-    """A command named a meeting, school, team or mailing kind that does not exist: a command-line mistake."""
+    """A command named a meeting, school, team, mailing kind or mailing that does not exist or has nothing to do."""
 
 
-class NothingToSendError(CyclogramError):
-    """What the command named exists, but the mailing has nothing for it (a school outside its audience)."""
+class UnknownNameError(UnknownTargetError):
+    """A command-line mistake (exit 2): a mailing kind, meeting or school the configuration does not have."""
 
 
 class DeliveryError(CyclogramError):

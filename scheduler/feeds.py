@@ -16,6 +16,7 @@ import jinja2
 
 from .calendar import CalendarItem, SerialCache, calendar_items, event_states, feed_bytes
 from .model import Project
+from .progress import NoProgress, Progress
 
 if TYPE_CHECKING:
     from .store import EventState, StateStore
@@ -223,14 +224,17 @@ def current_feeds(
     return build_feeds(project, event_states(store, project, now), now, env=env)
 
 
-def write_feeds(feeds: dict[str, Feed], out: Path) -> list[str]:
+def write_feeds(feeds: dict[str, Feed], out: Path, progress: Progress | None = None) -> list[str]:
     """Write each feed atomically (temp file, then rename); files with the same bytes are left untouched.
 
     Returns the relative paths written. Old files of removed schools, teams or meetings are kept:
     a subscriber then sees the last state rather than an error.
     """
     written = []
+    progress = progress or NoProgress()
+    progress.start(len(feeds))
     for rel, feed in sorted(feeds.items()):
+        progress.advance()
         target = out / rel
         if target.is_file() and target.read_bytes() == feed.data:
             continue
@@ -247,4 +251,5 @@ def write_feeds(feeds: dict[str, Feed], out: Path) -> list[str]:
             Path(tmp).unlink(missing_ok=True)
             raise
         written.append(rel)
+    progress.finish()
     return written

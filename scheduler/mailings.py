@@ -8,7 +8,7 @@ from datetime import datetime
 
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
-from .errors import CyclogramError, NothingToSendError, UnknownTargetError
+from .errors import CyclogramError, UnknownNameError, UnknownTargetError
 from .messages import IMIP_METHODS, build_message, mail_context, render_templates
 from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
@@ -59,19 +59,19 @@ def resolve_meeting(project: Project, meeting_id: str) -> Meeting:
         return project.meeting(meeting_id)
     except KeyError:
         known = ", ".join(m.id for m in project.meetings) or _("none")
-        raise UnknownTargetError(
+        raise UnknownNameError(
             _("no meeting {id!r}; known meetings: {known}").format(id=meeting_id, known=known)
         ) from None
 
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
-        raise UnknownTargetError(
+        raise UnknownNameError(
             _("unknown mailing kind {kind!r}; known kinds: {known}").format(kind=kind, known=", ".join(KINDS))
         )
 
 
-class UnknownRecipientError(UnknownTargetError):
+class UnknownRecipientError(UnknownNameError):
     """`--only` names no school and no address of the configuration: a mistake on the command line."""
 
 
@@ -113,7 +113,7 @@ def filter_recipients(project: Project, recipients: list[Recipient], only: str |
     picked = [r for r in recipients if wanted in (r.schools or (r.school,)) or r.email.lower() == wanted]
     if not picked:
         schools = _some(s for r in recipients for s in (r.schools or (r.school,)))
-        raise NothingToSendError(
+        raise UnknownTargetError(
             _("{only!r} does not receive this mailing (it goes to the schools: {schools})").format(
                 only=only, schools=schools
             )
@@ -133,7 +133,7 @@ def entries_for(project: Project, kind: str, target: str, now: datetime) -> list
         entries = coming[:1]  # the next occurrence, not the whole year
     if not entries:
         known = {m.id for m in project.meetings} | {e.id for e in project.all_events()}
-        error = NothingToSendError if target in known else UnknownTargetError
+        error = UnknownTargetError if target in known else UnknownNameError
         raise error(_("no {kind} is planned for {target!r}").format(kind=kind, target=target))
     return entries
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
-from .errors import NothingToSendError, UnknownTargetError
+from .errors import UnknownTargetError
 from .mailings import _recipients, _targets, outbox_id
 from .messages import Rendered, build_message, mail_context, render_templates
 from .model import KINDS, MeetingStatus, Project, Recipient
@@ -203,7 +203,7 @@ def _find(loaded: LoadedConfig, store: StateStore, now: datetime, key: str) -> P
             return e
     states = store.mailing_states()
     if key in states:
-        raise NothingToSendError(
+        raise UnknownTargetError(
             _("mailing {key!r} is {state} already; there is nothing to review").format(
                 key=key, state=states[key]
             )
@@ -211,7 +211,7 @@ def _find(loaded: LoadedConfig, store: StateStore, now: datetime, key: str) -> P
     project = loaded.project
     for e in build_plan(project, now, states):
         if e.key == key and is_held(project, e) and too_late(project, e, now):
-            raise NothingToSendError(
+            raise UnknownTargetError(
                 _(
                     "mailing {key!r} was due at {at}: it is too late to send it now "
                     "(after its meeting began or more than {hours} hours late)"

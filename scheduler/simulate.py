@@ -11,6 +11,7 @@ from typing import Any
 from .clock import FixedClock
 from .delivery import deliver
 from .errors import CyclogramError
+from .progress import NoProgress, Progress
 from .service import Action, Service
 from .store import StateStore
 from .translation import _
@@ -80,6 +81,7 @@ async def simulate(
     *,
     on_action: Any = None,
     max_steps: int = 100_000,
+    progress: Progress | None = None,
 ) -> Rehearsal:
     """Run the service from the start of `start` to the end of `end` on a virtual clock.
 
@@ -95,6 +97,8 @@ async def simulate(
     clock = FixedClock(first)
     service = Service(config_dir, store, clock, loaded=loaded, on_action=on_action)
     result = Rehearsal()
+    progress = progress or NoProgress()
+    progress.start((end - start).days + 1)  # days of the period, as the virtual clock passes them
     store.recover(clock.now())
     service.due(catching_up=True)  # what was planned before the start: caught up or reported missed
     for _step in range(max_steps):
@@ -106,6 +110,7 @@ async def simulate(
         if not candidates or min(candidates) >= last:
             break
         clock.set(min(candidates))
+        progress.update((clock.now().date() - start).days)
         service.due()
     else:  # pragma: no cover - a guard against a plan that never ends
         raise CyclogramError(f"the simulation did not settle in {max_steps} steps")
