@@ -18,6 +18,7 @@ from typing import Protocol
 import aiosmtplib
 
 from .errors import DeliveryError
+from .translation import _
 
 __all__ = [
     "ENV",
@@ -90,24 +91,37 @@ class SMTPSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
-            raise TransportConfigError(f"{ENV['port']}={self.port} is not a port: give 1 to 65535")
+            raise TransportConfigError(
+                _("{name}={value} is not a port: give 1 to 65535").format(name=ENV["port"], value=self.port)
+            )
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise TransportConfigError(
-                f"{ENV['timeout']}={self.timeout} must be a positive number of seconds"
+                _("{name}={value} must be a positive number of seconds").format(
+                    name=ENV["timeout"], value=self.timeout
+                )
             )
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
-            raise TransportConfigError(f"{ENV['ca_file']}={self.ca_file!r} is not a readable file")
+            raise TransportConfigError(
+                _("{name}={value!r} is not a readable file").format(name=ENV["ca_file"], value=self.ca_file)
+            )
         if self.security not in SECURITY:
             raise TransportConfigError(
-                f"{ENV['security']}={self.security!r} is not one of {', '.join(SECURITY)}"
+                _("{name}={value!r} is not one of {choices}").format(
+                    name=ENV["security"], value=self.security, choices=", ".join(SECURITY)
+                )
             )
         if bool(self.username) != bool(self.password):
-            raise TransportConfigError(f"set both {ENV['username']} and {ENV['password']}, or neither")
+            raise TransportConfigError(
+                _("set both {user} and {password}, or neither").format(
+                    user=ENV["username"], password=ENV["password"]
+                )
+            )
         if self.username and self.security == "none" and not self.allow_plain_auth:
             raise TransportConfigError(
-                "refusing to send the SMTP password over an unencrypted connection: "
-                f"set {ENV['security']}=starttls or tls "
-                f"(or {ENV['allow_plain_auth']}=1 for a server on this host)"
+                _(
+                    "refusing to send the SMTP password over an unencrypted connection: "
+                    "set {security}=starttls or tls (or {plain}=1 for a server on this host)"
+                ).format(security=ENV["security"], plain=ENV["allow_plain_auth"])
             )
 
 
@@ -121,14 +135,20 @@ def _classify(exc: BaseException, where: str = "") -> DeliveryError:
         exc.__cause__, (ConnectionRefusedError, socket.gaierror)
     ):
         # Nobody listens there, or the name does not resolve: a setting to fix, not a message to retry.
-        return TransportConfigError(f"cannot connect to the SMTP server {where}: {exc.__cause__}")
+        return TransportConfigError(
+            _("cannot connect to the SMTP server {where}: {reason}").format(where=where, reason=exc.__cause__)
+        )
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return TransportConfigError(f"the SMTP server refused the login: {exc.code} {exc.message}")
+        return TransportConfigError(
+            _("the SMTP server refused the login: {code} {reply}").format(code=exc.code, reply=exc.message)
+        )
     if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
         exc.__cause__, ssl.SSLCertVerificationError
     ):
         return TransportConfigError(
-            f"the SMTP server's certificate is not trusted ({exc}); set {ENV['ca_file']} to its CA bundle"
+            _("the SMTP server's certificate is not trusted ({reason}); set {name} to its CA bundle").format(
+                reason=exc, name=ENV["ca_file"]
+            )
         )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
@@ -265,7 +285,9 @@ class MaildirTransport:
         try:
             await asyncio.to_thread(self._ensure)
         except OSError as exc:
-            raise TransportConfigError(f"cannot use the Maildir {self.path}: {exc}") from None
+            raise TransportConfigError(
+                _("cannot use the Maildir {path}: {reason}").format(path=self.path, reason=exc)
+            ) from None
         return self
 
     async def check(self) -> None:
@@ -309,7 +331,9 @@ class MaildirTransport:
         try:
             return await asyncio.to_thread(self._write, message, key)
         except OSError as exc:
-            raise TransientError(f"cannot write to the Maildir {self.path}: {exc}") from None
+            raise TransientError(
+                _("cannot write to the Maildir {path}: {reason}").format(path=self.path, reason=exc)
+            ) from None
 
     async def close(self) -> None:
         return None
@@ -325,7 +349,9 @@ _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false":
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     value = (environ.get(name) or "").strip().lower()
     if value not in _FLAGS:
-        raise TransportConfigError(f"{name}={value!r} is neither yes nor no (give 1 or 0)")
+        raise TransportConfigError(
+            _("{name}={value!r} is neither yes nor no (give 1 or 0)").format(name=name, value=value)
+        )
     return _FLAGS[value]
 
 
@@ -336,8 +362,12 @@ def _number(environ: Mapping[str, str], name: str, kind: type[int] | type[float]
     try:
         value = kind(text)
     except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise TransportConfigError(f"{name}={text!r} is not {what}") from None
+        what = (
+            _("{name}={value!r} is not a whole number")
+            if kind is int
+            else _("{name}={value!r} is not a number")
+        )
+        raise TransportConfigError(what.format(name=name, value=text)) from None
     return value
 
 
@@ -347,10 +377,14 @@ def transport_from_env(environ: Mapping[str, str], maildir_default: str | os.Pat
     if not host:
         maildir = Path(environ.get(ENV["maildir"]) or maildir_default)
         if maildir.exists() and not maildir.is_dir():
-            raise TransportConfigError(f"{ENV['maildir']}={str(maildir)!r} is a file, not a folder")
+            raise TransportConfigError(
+                _("{name}={value!r} is a file, not a folder").format(name=ENV["maildir"], value=str(maildir))
+            )
         return MaildirTransport(maildir)
     if any(ch in host for ch in "\r\n\0 /"):
-        raise TransportConfigError(f"{ENV['host']}={host!r} is not a host name")
+        raise TransportConfigError(
+            _("{name}={value!r} is not a host name").format(name=ENV["host"], value=host)
+        )
     security = (environ.get(ENV["security"]) or "").strip().lower()
     port = _number(environ, ENV["port"], int)
     timeout = _number(environ, ENV["timeout"], float)
