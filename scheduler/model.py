@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from .translation import _
+
 __all__ = [
     "ID_PATTERN",
     "KINDS",
@@ -73,7 +75,9 @@ def _check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow") from None
+        raise ValueError(
+            _("unknown time zone {value!r}; use an IANA name such as Europe/Moscow").format(value=value)
+        ) from None
     return value
 
 
@@ -91,7 +95,9 @@ def _check_email(value: str) -> str:
         )
         return checked.ascii_email or checked.normalized
     except EmailNotValidError as exc:
-        raise ValueError(f"invalid email address {value!r}: {exc}") from None
+        raise ValueError(
+            _("invalid email address {value!r}: {reason}").format(value=value, reason=exc)
+        ) from None
 
 
 # One line of text: anything that may reach a mail header or a calendar property name.
@@ -512,7 +518,11 @@ class Meeting(_Model):
     def _known_kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(KINDS) - {"review"})
         if unknown:
-            raise ValueError(f"unknown mailing kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+            raise ValueError(
+                _("unknown mailing kind(s) {kinds}; known: {known}").format(
+                    kinds=", ".join(unknown), known=", ".join(KINDS)
+                )
+            )
         for kind, rule in value.items():
             if kind == "review":
                 if not isinstance(rule, bool):

@@ -49,6 +49,14 @@ def error_sentence(err: Any) -> str:
     """One pydantic error as a sentence: the expectation for type errors, else the model's own words."""
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":  # the model has two patterns: ids and months
+        month = str(ctx.get("pattern", "")).startswith("^\\d{4}-")
+        text = (
+            _("expected a month, for example 2021-02")
+            if month
+            else _("expected an id: small Latin letters, digits, «-» and «_», for example school-2")
+        )
+        return text + _(" (given: {value})").format(value=repr(err.get("input")))
     if kind in _EXPECTED:
         text = _(_EXPECTED[kind])
         given = err.get("input")

@@ -140,3 +140,18 @@ def test_any_number_of_references_to_one_unknown_school_is_one_problem(config_co
     assert len(found) == 1, found
     more = len(teams) - 1
     assert (f"(and {more} more reference" in found[0]) == bool(more), found
+
+
+def test_a_wrong_id_and_a_wrong_month_say_what_they_expect(config_copy, edit):
+    edit("participants.yaml", "  - id: school-2\n", "  - id: School 2\n")
+    found = "\n".join(_problems(config_copy))
+    assert (
+        "expected an id: small Latin letters, digits, «-» and «_», for example school-2 (given: 'School 2')"
+        in found
+    )
+    month = {
+        "type": "string_pattern_mismatch",
+        "input": "2021-2",
+        "ctx": {"pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+    }
+    assert error_sentence(month) == "expected a month, for example 2021-02 (given: '2021-2')"
