@@ -10,12 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
 from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur
 
+from .messages import meeting_when
 from .model import (
-    WEEKDAYS,
-    WEEKS,
     ActionItem,
     Audience,
     DateRange,
@@ -50,7 +48,6 @@ __all__ = [
 
 PRODID = "-//cyclogram//cyclogram calendar feeds//EN"
 REFRESH = timedelta(hours=1)
-_BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 _CATEGORY = {
     "meeting": {"ru": "Встреча", "en": "Meeting"},
@@ -193,8 +190,13 @@ def meeting_event(
     start, end = project.meeting_start(meeting), project.meeting_end(meeting)
     ev = Event()
     _stamp(ev, uid, state, now)
-    ev.add("DTSTART", start)
-    ev.add("DTEND", end)
+    if meeting.all_day:
+        # Dates only: VALUE=DATE, DTEND exclusive (the day after the last), as every client expects.
+        ev.add("DTSTART", start.date())
+        ev.add("DTEND", end.date())
+    else:
+        ev.add("DTSTART", start)
+        ev.add("DTEND", end)
     ev.add("SUMMARY", meeting.title)
     ev.add(
         "DESCRIPTION",
@@ -207,9 +209,10 @@ def meeting_event(
             start=start,
             end=end,
             zone=project.zone(meeting),
+            when=meeting_when(project, meeting, language),
         ),
     )
-    ev.add("LOCATION", meeting.place.one_line())
+    ev.add("LOCATION", meeting.location)
     ev.add("URL", str(meeting.online_url) if meeting.online_url else _index_url(project, meeting.id))
     ev.add("ORGANIZER", _organizer(project))
     ev.add("CATEGORIES", [_CATEGORY["meeting"][language], project.settings.title])
@@ -219,45 +222,43 @@ def meeting_event(
     return ev
 
 
-def _raw_occurrences(rec: Recurrence) -> list[date]:
-    """Occurrences before `exclude` is applied: RRULE generates these, EXDATE removes the excluded ones."""
-    wd = weekday(WEEKDAYS.index(rec.weekday))
-    if rec.every == "week":
-        rule = rrule(WEEKLY, byweekday=wd, dtstart=rec.start, until=rec.until)
-    else:
-        rule = rrule(MONTHLY, byweekday=wd(WEEKS[rec.week or "first"]), dtstart=rec.start, until=rec.until)
-    return [d.date() for d in rule]
-
-
 def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -> bool:
-    days = _raw_occurrences(rec)
-    if not days:
+    """One VEVENT for the series: RRULE as written, UNTIL at its last day, EXDATE, RDATE.
+
+    DTSTART is the rule's first occurrence (RFC 5545 counts DTSTART as an instance even when the rule
+    would not generate it); UNTIL replaces COUNT, so every reader stops on the same day.
+    """
+    days = rec.rule_days()
+    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
+    if not days and not extra:
         return False
     zone = project.zone(event)
-    byday = _BYDAY[WEEKDAYS.index(rec.weekday)]
-    rule: dict[str, Any] = {"freq": "WEEKLY" if rec.every == "week" else "MONTHLY"}
-    rule["byday"] = byday if rec.every == "week" else f"{WEEKS[rec.week or 'first']}{byday}"
     excluded = sorted(set(rec.exclude) & set(days))
+
+    def moment(day: date) -> date | datetime:
+        return day if rec.time is None else datetime.combine(day, rec.time, tzinfo=zone)
+
+    first = days[0] if days else extra.pop(0)
     if rec.time is None:
-        ev.add("DTSTART", days[0])
-        ev.add("DTEND", days[0] + timedelta(days=1))
-        rule["until"] = days[-1]
-        for day in excluded:
-            ev.add("EXDATE", day)
+        length = timedelta(days=1)
+    elif rec.end_time is not None:
+        length = datetime.combine(first, rec.end_time) - datetime.combine(first, rec.time)
     else:
-        start = datetime.combine(days[0], rec.time, tzinfo=zone)
-        length = (
-            datetime.combine(days[0], rec.end_time) - datetime.combine(days[0], rec.time)
-            if rec.end_time
-            else timedelta(hours=1)
-        )
-        ev.add("DTSTART", start)
-        ev.add("DTEND", start + length)
+        length = timedelta(hours=1)
+    ev.add("DTSTART", moment(first))
+    ev.add("DTEND", moment(first) + length)
+    if days:
+        rule: dict[str, Any] = dict(rec.rule_parts())
+        if rule.get("interval", 1) != 1:
+            rule["wkst"] = "MO"
         # RFC 5545: with a TZID on DTSTART, UNTIL is in UTC.
-        rule["until"] = _utc(datetime.combine(days[-1], rec.time, tzinfo=zone))
-        for day in excluded:
-            ev.add("EXDATE", datetime.combine(day, rec.time, tzinfo=zone))
-    ev.add("RRULE", vRecur(rule))
+        last = moment(days[-1])
+        rule["until"] = _utc(last) if isinstance(last, datetime) else last
+        ev.add("RRULE", vRecur(rule))
+    for day in excluded:
+        ev.add("EXDATE", moment(day))
+    for day in extra:
+        ev.add("RDATE", moment(day))
     return True
 
 

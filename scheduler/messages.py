@@ -16,7 +16,7 @@ import jinja2
 from . import mime
 from .changes import Change
 from .errors import CyclogramError, TemplateProblem
-from .i18n import format_day, format_month, format_span
+from .i18n import format_day, format_month, format_span, zone_label
 from .model import (
     ActionItem,
     DateRange,
@@ -39,6 +39,7 @@ __all__ = [
     "event_context",
     "mail_context",
     "meeting_context",
+    "meeting_when",
     "message_id_for",
     "render_templates",
 ]
@@ -65,8 +66,55 @@ def _hhmm(value: time | None) -> str | None:
     return value.strftime("%H:%M") if value else None
 
 
-def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
-    """A meeting as plain values for templates; datetimes are aware, in the meeting's zone."""
+_LOCAL = {"ru": "по местному времени", "en": "your time"}
+
+
+def format_clock(moment: datetime, language: str) -> str:
+    """10:00: both languages write hours the same way (24-hour, two digits)."""
+    del language
+    return moment.strftime("%H:%M")
+
+
+def meeting_when(project: Project, meeting: Meeting, language: str, local: ZoneInfo | None = None) -> str:
+    """When a meeting happens, in the reader's words: its days, or its hours in its own zone, then
+    the reader's local hours where the reader lives in another zone («10:00 МСК (09:00 по местному
+    времени)»)."""
+    if meeting.all_day:
+        first, last = meeting.start, meeting.end
+        if first == last:
+            return format_day(first, language)
+        return f"{format_day(first, language)} – {format_day(last, language)}"
+    zone = project.zone(meeting)
+    start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+    same_day = end.date() == start.date()
+    text = f"{format_day(start, language)}, {format_clock(start, language)}"
+    text += (
+        f"–{format_clock(end, language)}"
+        if same_day
+        else (f" – {format_day(end, language)}, {format_clock(end, language)}")
+    )
+    label = zone_label(start, language)
+    if local is None or local.key == zone.key or start.astimezone(local).utcoffset() == start.utcoffset():
+        return f"{text} ({label})" if label else text
+    there, there_end = start.astimezone(local), end.astimezone(local)
+    hours = format_clock(there, language)
+    hours += (
+        f"–{format_clock(there_end, language)}"
+        if there_end.date() == there.date()
+        else (f" – {format_day(there_end, language)}, {format_clock(there_end, language)}")
+    )
+    if there.date() != start.date():
+        hours = f"{format_day(there, language)}, {hours}"
+    return f"{text} {label} ({hours} {_LOCAL.get(language, _LOCAL['en'])})"
+
+
+def meeting_context(
+    project: Project, meeting: Meeting, local: ZoneInfo | None = None, language: str | None = None
+) -> dict[str, Any]:
+    """A meeting as plain values for templates; datetimes are aware, in the meeting's zone.
+
+    `local` is the reader's zone when it differs from the meeting's: `when` then gives both times.
+    """
     return {
         "id": meeting.id,
         "title": meeting.title,
@@ -85,12 +133,17 @@ def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
         ],
         "start": project.meeting_start(meeting),
         "end": project.meeting_end(meeting),
+        "all_day": meeting.all_day,
+        "when": meeting_when(project, meeting, language or project.settings.language, local),
         "timezone": str(project.zone(meeting)),
         "place": {
             "name": meeting.place.name,
             "address": meeting.place.address,
             "text": meeting.place.one_line(),
-        },
+        }
+        if meeting.place
+        else None,
+        "location": meeting.location,
         "online_url": str(meeting.online_url) if meeting.online_url else None,
         "status": meeting.status.value,
         "cancelled": meeting.status.value == "cancelled",
@@ -112,6 +165,8 @@ def when_text(project: Project, event: KeyEvent, language: str, occurrence: date
             return format_day(w.start, language)
         return f"{format_day(w.start, language)} – {format_day(w.end, language)}"
     if isinstance(w, MonthOnly):
+        if w.end_month and w.end_month != w.month:
+            return f"{format_month(w.first_day, language)} – {format_month(w.last_day, language)}"
         return format_month(w.first_day, language)
     assert isinstance(w, Recurrence)
     if occurrence is not None:
@@ -119,7 +174,7 @@ def when_text(project: Project, event: KeyEvent, language: str, occurrence: date
             return format_day(occurrence, language)
         end = datetime.combine(occurrence.date(), w.end_time, tzinfo=zone) if w.end_time else None
         return format_span(occurrence, end, language, zone)
-    return f"{format_day(w.start, language)} – {format_day(w.until, language)}"
+    return f"{format_day(event.first_day, language)} – {format_day(event.last_day, language)}"
 
 
 def event_context(
@@ -230,9 +285,11 @@ def mail_context(
 ) -> dict[str, Any]:
     """Everything a mail template may use. Every key is always present (StrictUndefined finds typos)."""
     language = recipient.language
+    local: ZoneInfo | None = None
     try:
         school = project.school(recipient.school)
         school_ctx = {"id": school.id, "name": school.name, "title": school.title}
+        local = ZoneInfo(school.timezone) if school.timezone else None
     except KeyError:
         school_ctx = {"id": recipient.school, "name": recipient.school, "title": recipient.school}
     settings = project.settings
@@ -243,7 +300,7 @@ def mail_context(
         "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
         "recipient": {"name": recipient.name, "email": recipient.email},
         "school": school_ctx,
-        "meeting": meeting_context(project, meeting) if meeting else None,
+        "meeting": meeting_context(project, meeting, local, language) if meeting else None,
         "minutes": _minutes_context(project, meeting, language) if meeting else None,
         "changes": changes_context(
             changes or [],
@@ -305,7 +362,9 @@ def message_id_for(mailing: str, recipient: str, revision: int, domain: str) -> 
 
 
 def _domain(email: str) -> str:
-    return email.rpartition("@")[2] or "localhost"
+    domain = email.rpartition("@")[2] or "localhost"
+    # Message-ID and List-Id are ASCII headers: an internationalised domain goes in as punycode.
+    return domain if domain.isascii() else domain.encode("idna").decode("ascii")
 
 
 def build_message(
@@ -330,9 +389,10 @@ def build_message(
     host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
     list_name = check_header("List-Id", settings.title)
     head = [
-        f"From: {mime.address(organizer.name, organizer.email)}\r\n".encode("ascii"),
-        f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode("ascii"),
-        f"Reply-To: {settings.reply_to}\r\n".encode("ascii") if settings.reply_to else b"",
+        f"From: {mime.address(organizer.name, organizer.email)}\r\n".encode(),
+        # UTF-8 only for a UTF-8 mailbox (RFC 6532), which is sent with SMTPUTF8 or not at all.
+        f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode(),
+        f"Reply-To: {settings.reply_to}\r\n".encode() if settings.reply_to else b"",
         mime.header("Subject", rendered.subject),
         f"Date: {format_datetime(date.astimezone(project.zone()))}\r\n".encode("ascii"),
         f"Message-ID: {message_id}\r\n".encode("ascii"),

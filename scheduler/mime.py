@@ -61,6 +61,9 @@ def address(display_name: str, addr_spec: str) -> str:
     One word even past RFC 2047's 75 characters: decoders accept that, while some (Python's own) put a
     space between the words of a name split in two.
     """
+    if not addr_spec.isascii():
+        # RFC 6532: a UTF-8 addr-spec goes raw (the message travels with SMTPUTF8); the name as usual.
+        return f"{address(display_name, 'x@x.invalid').rpartition(' <')[0]} <{addr_spec}>"
     if display_name.isascii():
         return str(Address(display_name=display_name, addr_spec=addr_spec))
     word = base64.b64encode(display_name.encode("utf-8")).decode("ascii")

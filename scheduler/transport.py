@@ -155,7 +155,16 @@ class _SMTPConnection:
         try:
             if self.client is None:
                 self.client = await self._open()
-            errors, reply = await self.client.sendmail(sender, [recipient], message)
+            # A UTF-8 mailbox (завуч@пример.рф) travels only where the server offers SMTPUTF8 (RFC 6531).
+            options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+            if options and not self.client.supports_extension("smtputf8"):
+                raise PermanentError(
+                    f"the SMTP server does not offer SMTPUTF8, which the address {recipient} needs "
+                    "(its local part is not ASCII); ask the school for an ASCII address"
+                )
+            if options and self.client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            errors, reply = await self.client.sendmail(sender, [recipient], message, mail_options=options)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             raise _classify(exc) from None
