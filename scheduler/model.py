@@ -135,21 +135,45 @@ def _check_email(value: str) -> str:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
 
 
+class Limit:
+    """The longest a text field may be; kept as an object so the reference can state it."""
+
+    def __init__(self, most: int):
+        self.most = most
+
+    def __call__(self, value: str) -> str:
+        if len(value) > self.most:
+            raise ValueError(f"is {len(value):,} characters long; at most {self.most:,} are allowed")
+        return value
+
+
 # The one rule for text: every string field of the model is one of these types (tests/test_config.py
 # checks that no field escapes it). Line and Name are single lines: anything that may reach a mail
 # header or a calendar property; Text may span lines (goals, descriptions, notes).
 Line = Annotated[
-    str, BeforeValidator(_strip), Field(min_length=1, max_length=LINE_MAX), AfterValidator(_one_line)
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(LINE_MAX)),
+    AfterValidator(_one_line),
 ]
 Name = Annotated[
-    str, BeforeValidator(_strip), Field(min_length=1, max_length=NAME_MAX), AfterValidator(_one_line)
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(NAME_MAX)),
+    AfterValidator(_one_line),
 ]
 Text = Annotated[
-    str, BeforeValidator(_strip), Field(min_length=1, max_length=TEXT_MAX), AfterValidator(_multi_line)
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(TEXT_MAX)),
+    AfterValidator(_multi_line),
 ]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Email = Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_check_email)]
-Zone = Annotated[str, Field(max_length=64), AfterValidator(_check_zone)]
+Email = Annotated[str, AfterValidator(Limit(NAME_MAX)), AfterValidator(_check_email)]
+Zone = Annotated[str, AfterValidator(Limit(64)), AfterValidator(_check_zone)]
 
 
 class _Model(BaseModel):
