@@ -138,6 +138,10 @@ def event_states(store: StateStore, project: Project, now: datetime) -> dict[str
     for event in project.all_events():
         uid = uid_for(project, "event", event.id)
         states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
+        if isinstance(event.when, Recurrence):
+            for day in added_days(event.when):
+                extra = _added_uid(project, event, day)
+                states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
         states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
@@ -222,11 +226,36 @@ def meeting_event(
     return ev
 
 
+def added_days(rec: Recurrence) -> list[date]:
+    """The `rdates` the rule does not generate: each becomes a VEVENT of its own (see `_recurrence`)."""
+    days = rec.rule_days()
+    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
+    return extra[1:] if not days else extra
+
+
+def _added_event(event: KeyEvent, day: date) -> KeyEvent:
+    """One added date of a series as a dated key event of its own."""
+    rec = event.when
+    assert isinstance(rec, Recurrence)
+    if rec.time is None:
+        when: Any = OnDate(date=day)
+    else:
+        start = datetime.combine(day, rec.time)
+        end = datetime.combine(day, rec.end_time) if rec.end_time else start + timedelta(hours=1)
+        when = DateRange(start=start, end=end)
+    return event.model_copy(update={"when": when})
+
+
+def _added_uid(project: Project, event: KeyEvent, day: date) -> str:
+    return uid_for(project, "event", f"{event.id}-{day:%Y%m%d}")
+
+
 def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -> bool:
-    """One VEVENT for the series: RRULE as written, UNTIL at its last day, EXDATE, RDATE.
+    """One VEVENT for the series: RRULE as written, UNTIL at its last day, EXDATE.
 
     DTSTART is the rule's first occurrence (RFC 5545 counts DTSTART as an instance even when the rule
-    would not generate it); UNTIL replaces COUNT, so every reader stops on the same day.
+    would not generate it); UNTIL replaces COUNT, so every reader stops on the same day. Added dates
+    (`rdates`) are VEVENTs of their own, not RDATE: Outlook drops RDATE from a series.
     """
     days = rec.rule_days()
     extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
@@ -257,8 +286,6 @@ def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -
         ev.add("RRULE", vRecur(rule))
     for day in excluded:
         ev.add("EXDATE", moment(day))
-    for day in extra:
-        ev.add("RDATE", moment(day))
     return True
 
 
@@ -270,10 +297,11 @@ def key_event(
     language: str,
     *,
     env: jinja2.Environment | None = None,
+    uid: str | None = None,
 ) -> Event | None:
     """A VEVENT for one entry of the cyclogram; None for a recurrence that never occurs."""
     ev = Event()
-    _stamp(ev, uid_for(project, "event", event.id), state, now)
+    _stamp(ev, uid or uid_for(project, "event", event.id), state, now)
     when = event.when
     status = "CONFIRMED"
     all_day = True
@@ -411,6 +439,21 @@ def calendar_items(
         maybe = key_event(project, event, st, now or st.last_modified, language, env=env)
         if maybe is not None:
             items.append(CalendarItem(uid, "event", event.id, event.audience, maybe, event.source))
+        if isinstance(event.when, Recurrence):
+            for day in added_days(event.when):
+                extra = _added_uid(project, event, day)
+                st = states[extra]
+                comp = key_event(
+                    project,
+                    _added_event(event, day),
+                    st,
+                    now or st.last_modified,
+                    language,
+                    env=env,
+                    uid=extra,
+                )
+                assert comp is not None
+                items.append(CalendarItem(extra, "event", event.id, event.audience, comp, event.source))
     for meeting, action in _final_actions(project):
         item_id = f"{meeting.id}-{action.id}"
         uid = uid_for(project, "action", item_id)

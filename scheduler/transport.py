@@ -157,6 +157,8 @@ class _SMTPConnection:
                 self.client = await self._open()
             # A UTF-8 mailbox (завуч@пример.рф) travels only where the server offers SMTPUTF8 (RFC 6531).
             options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+            if options and self.client.is_ehlo_or_helo_needed:
+                await self.client.ehlo()  # the extensions are known only after EHLO
             if options and not self.client.supports_extension("smtputf8"):
                 raise PermanentError(
                     f"the SMTP server does not offer SMTPUTF8, which the address {recipient} needs "
