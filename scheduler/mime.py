@@ -63,7 +63,7 @@ def address(display_name: str, addr_spec: str) -> str:
     """
     if not addr_spec.isascii():
         # RFC 6532: a UTF-8 addr-spec goes raw (the message travels with SMTPUTF8); the name as usual.
-        return f"{address(display_name, 'x@x.invalid').rpartition(' <')[0]} <{addr_spec}>"
+        return address(display_name, "x@x.invalid").removesuffix("<x@x.invalid>") + f"<{addr_spec}>"
     if display_name.isascii():
         return str(Address(display_name=display_name, addr_spec=addr_spec))
     word = base64.b64encode(display_name.encode("utf-8")).decode("ascii")
