@@ -6,8 +6,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur
@@ -138,10 +140,8 @@ def event_states(store: StateStore, project: Project, now: datetime) -> dict[str
     for event in project.all_events():
         uid = uid_for(project, "event", event.id)
         states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
-        if isinstance(event.when, Recurrence):
-            for day in added_days(event.when):
-                extra = _added_uid(project, event, day)
-                states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
+        for extra, _part in series_parts(project, event):
+            states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
         states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
@@ -226,28 +226,57 @@ def meeting_event(
     return ev
 
 
-def added_days(rec: Recurrence) -> list[date]:
-    """The `rdates` the rule does not generate: each becomes a VEVENT of its own (see `_recurrence`)."""
+def _zone_rules(zone: ZoneInfo, day: date) -> tuple[timedelta | None, bool]:
+    """What a client's copy of the zone must know at `day`: its standard offset and whether that year
+    keeps daylight saving. A change of either (Moscow in 2011 and 2014, many regions in 2016) is where
+    one VTIMEZONE stops fitting a series in Outlook, which reads only the latest rule of each kind."""
+    noon = datetime.combine(day, time(12), tzinfo=zone)
+    offset, dst = noon.utcoffset(), noon.dst()
+    standard = offset - dst if offset is not None and dst is not None else offset
+    winter = datetime(day.year, 1, 1, tzinfo=zone).utcoffset()
+    summer = datetime(day.year, 7, 1, tzinfo=zone).utcoffset()
+    return standard, winter != summer
+
+
+def _segments(rec: Recurrence, zone: ZoneInfo) -> list[list[date]]:
+    """The rule's days in runs under one set of zone rules (see `_zone_rules`); all-day series are one."""
     days = rec.rule_days()
-    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
-    return extra[1:] if not days else extra
+    if rec.time is None or not days:
+        return [days] if days else []
+    runs: list[list[date]] = [[days[0]]]
+    for prev, day in pairwise(days):
+        if _zone_rules(zone, day) != _zone_rules(zone, prev):
+            runs.append([])
+        runs[-1].append(day)
+    return runs
 
 
-def _added_event(event: KeyEvent, day: date) -> KeyEvent:
-    """One added date of a series as a dated key event of its own."""
+def series_parts(project: Project, event: KeyEvent) -> list[tuple[str, KeyEvent]]:
+    """The VEVENTs a recurring key event needs beyond its own: each later run of the series under other
+    zone rules, and each added date (`rdates`) the rule does not generate (Outlook drops RDATE)."""
     rec = event.when
-    assert isinstance(rec, Recurrence)
-    if rec.time is None:
-        when: Any = OnDate(date=day)
-    else:
-        start = datetime.combine(day, rec.time)
-        end = datetime.combine(day, rec.end_time) if rec.end_time else start + timedelta(hours=1)
-        when = DateRange(start=start, end=end)
-    return event.model_copy(update={"when": when})
-
-
-def _added_uid(project: Project, event: KeyEvent, day: date) -> str:
-    return uid_for(project, "event", f"{event.id}-{day:%Y%m%d}")
+    if not isinstance(rec, Recurrence):
+        return []
+    runs = _segments(rec, project.zone(event))
+    days = [d for run in runs for d in run]
+    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
+    if not runs:
+        extra = extra[1:]  # the first added date is the event itself
+    parts = []
+    for run in runs[1:]:
+        later = rec.model_copy(update={"start": run[0], "until": run[-1], "count": None, "rdates": []})
+        uid = uid_for(project, "event", f"{event.id}-{run[0]:%Y%m%d}")
+        parts.append((uid, event.model_copy(update={"when": later})))
+    for day in extra:
+        if rec.time is None:
+            when: Any = OnDate(date=day)
+        else:
+            begin = datetime.combine(day, rec.time)
+            end = datetime.combine(day, rec.end_time) if rec.end_time else begin + timedelta(hours=1)
+            when = DateRange(start=begin, end=end)
+        uid = uid_for(project, "event", f"{event.id}-{day:%Y%m%d}")
+        parts.append((uid, event.model_copy(update={"when": when})))
+    return parts
 
 
 def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -> bool:
@@ -255,13 +284,14 @@ def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -
 
     DTSTART is the rule's first occurrence (RFC 5545 counts DTSTART as an instance even when the rule
     would not generate it); UNTIL replaces COUNT, so every reader stops on the same day. Added dates
-    (`rdates`) are VEVENTs of their own, not RDATE: Outlook drops RDATE from a series.
+    (`rdates`) and later runs under other zone rules are VEVENTs of their own (see `series_parts`).
     """
-    days = rec.rule_days()
-    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
+    zone = project.zone(event)
+    runs = _segments(rec, zone)
+    days = runs[0] if runs else []
+    extra = sorted(set(rec.rdates) - set(rec.rule_days()) - set(rec.exclude))
     if not days and not extra:
         return False
-    zone = project.zone(event)
     excluded = sorted(set(rec.exclude) & set(days))
 
     def moment(day: date) -> date | datetime:
@@ -439,20 +469,10 @@ def calendar_items(
         maybe = key_event(project, event, st, now or st.last_modified, language, env=env)
         if maybe is not None:
             items.append(CalendarItem(uid, "event", event.id, event.audience, maybe, event.source))
-        if isinstance(event.when, Recurrence):
-            for day in added_days(event.when):
-                extra = _added_uid(project, event, day)
-                st = states[extra]
-                comp = key_event(
-                    project,
-                    _added_event(event, day),
-                    st,
-                    now or st.last_modified,
-                    language,
-                    env=env,
-                    uid=extra,
-                )
-                assert comp is not None
+        for extra, part in series_parts(project, event):
+            st = states[extra]
+            comp = key_event(project, part, st, now or st.last_modified, language, env=env, uid=extra)
+            if comp is not None:
                 items.append(CalendarItem(extra, "event", event.id, event.audience, comp, event.source))
     for meeting, action in _final_actions(project):
         item_id = f"{meeting.id}-{action.id}"
