@@ -226,16 +226,24 @@ def meeting_event(
     return ev
 
 
-def _zone_rules(zone: ZoneInfo, day: date) -> tuple[timedelta | None, bool]:
-    """What a client's copy of the zone must know at `day`: its standard offset and whether that year
-    keeps daylight saving. A change of either (Moscow in 2011 and 2014, many regions in 2016) is where
-    one VTIMEZONE stops fitting a series in Outlook, which reads only the latest rule of each kind."""
+FAR_YEAR = 2040  # a year whose rules stand for "the zone's rules from now on"
+
+
+def _zone_rules(zone: ZoneInfo, day: date) -> tuple[timedelta | None, bool, bool | None]:
+    """What a client's copy of the zone must know at `day`: its standard offset, whether that year keeps
+    daylight saving, and, in a zone that no longer keeps it, whether `day` is in summer time. A change of
+    any of these (Moscow in 2011 and 2014, many regions in 2016, a summer of a zone that has since given
+    up daylight saving) is where one VTIMEZONE stops fitting a series in Outlook, which reads only the
+    latest rule of each kind."""
     noon = datetime.combine(day, time(12), tzinfo=zone)
     offset, dst = noon.utcoffset(), noon.dst()
     standard = offset - dst if offset is not None and dst is not None else offset
-    winter = datetime(day.year, 1, 1, tzinfo=zone).utcoffset()
-    summer = datetime(day.year, 7, 1, tzinfo=zone).utcoffset()
-    return standard, winter != summer
+
+    def keeps_dst(year: int) -> bool:
+        return datetime(year, 1, 1, tzinfo=zone).utcoffset() != datetime(year, 7, 1, tzinfo=zone).utcoffset()
+
+    summer = bool(dst) if keeps_dst(day.year) and not keeps_dst(FAR_YEAR) else None
+    return standard, keeps_dst(day.year), summer
 
 
 def _segments(rec: Recurrence, zone: ZoneInfo) -> list[list[date]]:
