@@ -239,8 +239,8 @@ def _zone_rules(zone: ZoneInfo, day: date) -> tuple[timedelta | None, bool, bool
     offset, dst = noon.utcoffset(), noon.dst()
     standard = offset - dst if offset is not None and dst is not None else offset
 
-    def keeps_dst(year: int) -> bool:
-        return datetime(year, 1, 1, tzinfo=zone).utcoffset() != datetime(year, 7, 1, tzinfo=zone).utcoffset()
+    def keeps_dst(year: int) -> bool:  # in either hemisphere's summer
+        return any(datetime(year, month, 1, tzinfo=zone).dst() for month in (1, 7))
 
     summer = bool(dst) if keeps_dst(day.year) and not keeps_dst(FAR_YEAR) else None
     return standard, keeps_dst(day.year), summer
