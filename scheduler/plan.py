@@ -97,7 +97,10 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
         )
     rule = policy.summary
     if rule.enabled:
-        at = max(_rule_time(rule, tail, before=False), end)
+        # never before the end; for an all-day meeting, not at the midnight after it either
+        at = max(
+            _rule_time(rule, tail, before=False), end.replace(hour=ALL_DAY_HOUR) if meeting.all_day else end
+        )
         ready = meeting.minutes is not None and meeting.minutes.final
         out.append(
             PlanEntry(
