@@ -354,6 +354,12 @@ def render_templates(env: jinja2.Environment, name: str, language: str, context:
             file, line = _template_line(exc)
             where = f"{file}:{line}" if file else template_name
             raise TemplateProblem(f"{where}: {exc.message}") from None
+        except TemplateProblem:
+            raise
+        except jinja2.TemplateError as exc:  # e.g. the sandbox refusing an attribute: located, no traceback
+            file, line = _template_line(exc)
+            where = f"{file}:{line}" if file else template_name
+            raise TemplateProblem(f"{where}: {exc}") from None
     # A subject template is one line; a line break in it can only come from data, so refuse, don't mend.
     subject = check_header("Subject", out[0].strip())
     return Rendered(subject=subject, text=out[1].rstrip() + "\n", html=out[2])

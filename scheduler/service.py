@@ -12,7 +12,7 @@ from typing import Any
 from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import ConfigError
+from .errors import ConfigError, CyclogramError
 from .mailings import iter_compose, queue
 from .model import MeetingStatus, Project
 from .plan import PlanEntry, build_plan
@@ -74,6 +74,12 @@ class Service:
                 len(exc.problems),
                 exc,
             )
+            return False
+        except CyclogramError as exc:
+            log.error("action=reload result=rejected (keeping the last good configuration): %s", exc)
+            return False
+        except Exception:  # a file half-written or hostile may trip the loader anywhere: refuse, keep going
+            log.exception("action=reload result=rejected (keeping the last good configuration)")
             return False
         changed = self.loaded is None or fresh.project != self.project
         self.loaded = fresh
