@@ -376,10 +376,10 @@ def test_key_events_across_the_year_boundary_and_in_the_summer(config_copy, edit
 
 
 def test_a_range_of_months(config_copy, edit):
-    edit("cyclogram.yaml", "when: {month: 2021-02}", "when: {month: 2020-10, end_month: 2020-11}")
+    edit("cyclogram.yaml", "when: {month: 2021-02}", "when: {month: 2020-11, end_month: 2020-12}")
     event = next(e for e in load_config(config_copy).project.events if e.id == "interim-reports")
-    assert (event.first_day, event.last_day) == (date(2020, 10, 1), date(2020, 11, 30))
-    edit("cyclogram.yaml", "end_month: 2020-11", "end_month: 2020-09")
+    assert (event.first_day, event.last_day) == (date(2020, 11, 1), date(2020, 12, 31))
+    edit("cyclogram.yaml", "end_month: 2020-12}", "end_month: 2020-09}")
     p = only(problems_of(config_copy), "cyclogram.yaml", "events[3].when")
     assert "end_month is before month" in p.message
 
