@@ -15,6 +15,7 @@ import click
 
 from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
+from scheduler.completion import complete_keys, complete_kinds, complete_schools, complete_targets
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
@@ -193,12 +194,13 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         start.date() if start else None,
         end.date() if end else None,
     )
+    reviews = _review_marks(obj, project, entries)
     if as_json:
         doc = {
             "project": project.settings.title,
             "timezone": project.settings.timezone,
             "now": now.astimezone(UTC).isoformat(),
-            "entries": [e.as_json() for e in entries],
+            "entries": [{**e.as_json(), "review": reviews.get(e.key)} for e in entries],
         }
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -207,7 +209,23 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         return
     from scheduler.report import plan_table
 
-    click.echo(plan_table(entries, now))
+    click.echo(plan_table(entries, now, reviews))
+
+
+def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, str]:
+    """The review state of each held mailing: `pending` until drafted, then the store's word."""
+    from scheduler.review import is_held, review_enabled, review_marks
+
+    if not review_enabled(project):
+        return {}
+    known = review_marks(obj.store()) if (obj.state_path / "state.db").exists() else {}
+    marks = {}
+    for e in entries:
+        if e.key in known:
+            marks[e.key] = known[e.key]
+        elif e.state not in ("sent", "missed") and is_held(project, e):
+            marks[e.key] = "pending"
+    return marks
 
 
 def _known_states(obj: Context) -> dict[str, str]:
@@ -321,7 +339,7 @@ def feeds_build(obj: Context, out: Path) -> None:
 @feeds.command("urls")
 @with_context
 def feeds_urls(obj: Context) -> None:
-    """Print each school's and team's private subscribe URL (https and webcal)."""
+    """Print each school's and team's private subscribe URL, and the organiser's page and feed."""
     from scheduler.tokens import feed_secret, private_feed_url, webcal_url
 
     project = obj.load().project
@@ -330,6 +348,11 @@ def feeds_urls(obj: Context) -> None:
         for item in items:
             url = private_feed_url(project, secret, kind, item.id)
             click.echo(f"{kind}\t{item.id}\t{url}\t{webcal_url(url)}")
+    from scheduler.organiser import organiser_urls
+
+    page, feed = organiser_urls(project, secret)
+    click.echo(f"organiser\tpage\t{page}\t-")
+    click.echo(f"organiser\tfeed\t{feed}\t{webcal_url(feed)}")
 
 
 @feeds.command("rotate-secret")
@@ -358,24 +381,36 @@ def feeds_rotate_secret(obj: Context, yes: bool) -> None:
 def serve(obj: Context, host: str, port: int) -> None:
     """Serve the feeds and the index page over HTTP, rebuilding when the configuration changes."""
     import asyncio
-    import logging
+    import signal
 
+    from scheduler.console import port_error
     from scheduler.server import FeedServer
     from scheduler.watch import watch_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     server = FeedServer(obj.store(), obj.clock, loaded.directory)
     server.update(loaded.project)
 
     async def run() -> None:
-        bound = await server.start(host, port)
+        try:
+            bound = await server.start(host, port)
+        except OSError as exc:
+            raise (port_error(exc, host, port) or exc) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a service manager's stop is a normal end: exit 0
+            loop.add_signal_handler(sig, stop.set)
         count = len(server.published.feeds) if server.published else 0
         click.echo(f"Serving {count} feeds on http://{host}:{bound}/ (Ctrl+C to stop)")
         try:
-            await watch_config(loaded.directory, lambda new: server.update(new.project) and None)
+            await watch_config(
+                loaded.directory, lambda new: server.update(new.project) and None, stop_event=stop
+            )
+            await stop.wait()
         finally:
             await server.stop()
+        click.echo("Stopped.")
 
     asyncio.run(run())
 
@@ -479,9 +514,14 @@ def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
-@click.option("--only", metavar="ADDRESS_OR_SCHOOL", help="Send only to this address or school id.")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
+@click.option(
+    "--only",
+    metavar="ADDRESS_OR_SCHOOL",
+    help="Send only to this address or school id.",
+    shell_complete=complete_schools,
+)
 @click.option("--dry-run", is_flag=True, help="Render everything and show who would get it; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again to recipients who already have this mailing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -539,11 +579,12 @@ def send(
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
 @click.option(
     "--school",
     metavar="ID",
+    shell_complete=complete_schools,
     help="Render the message this school's head (or this address) gets; default: the first recipient.",
 )
 @click.option(
@@ -675,15 +716,10 @@ def smtp_test(obj: Context, to: str) -> None:
 # --- run and simulate (the service) ----------------------------------------------------------------------
 
 
-def _log_to_stderr(verbose: bool = False) -> None:
-    import logging
+def _log_to_stderr(verbose: bool = False, zone: Any = None) -> None:
+    from scheduler.console import setup_logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(zone, verbose)  # times in the project's zone, as its plan is written
 
 
 @main.command()
@@ -700,8 +736,8 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
     from scheduler.runner import Runner
     from scheduler.server import FeedServer
 
-    _log_to_stderr()
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     transport = _mail_transport(obj)
     server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory)
     runner = Runner(
@@ -810,6 +846,70 @@ def simulate(
     click.echo(f"Delivered {result.delivered} message(s) {where}; {result.failed} failed.")
     if result.failed:
         raise SystemExit(1)
+
+
+# --- review ----------------------------------------------------------------------------------------------
+
+
+@main.command("review")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a list.")
+@with_context
+def review_cmd(obj: Context, as_json: bool) -> None:
+    """List the mailings held for review: key, kind, due time, recipients, what changed."""
+    from scheduler.review import drafts
+
+    loaded = obj.load()
+    now = obj.clock.now()
+    found = drafts(loaded, obj.store(), now)
+    if as_json:
+        doc = {"now": now.astimezone(UTC).isoformat(), "drafts": [d.as_json() for d in found]}
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("No mailing waits for review.")
+        return
+    zone = loaded.project.zone()
+    for d in found:
+        e = d.entry
+        click.echo(f"{e.key}  [{d.state}]")
+        click.echo(
+            f"  {e.kind}, due {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}, {len(d.recipients)} recipient(s)"
+        )
+        click.echo(f"  subject: {d.subject}")
+        for change in d.changes:
+            click.echo(f"  changed since the last mailing: {change}")
+    waiting = sum(d.state != "approved" for d in found)
+    click.echo(
+        f"{len(found)} draft(s), {waiting} not approved. Approve with: cyclogram approve KEY (or --all)"
+    )
+
+
+@main.command()
+@click.argument("keys", nargs=-1, metavar="KEY...", shell_complete=complete_keys)
+@click.option("--all", "every", is_flag=True, help="Approve every draft `cyclogram review` lists.")
+@with_context
+def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
+    """Approve held mailings as they are now; an edit that changes one withdraws its approval."""
+    from scheduler.review import approve as approve_drafts
+
+    if bool(keys) == every:
+        raise click.UsageError("Name the mailings to approve, or give --all.")
+    done = approve_drafts(obj.load(), obj.store(), obj.clock.now(), keys, every=every)
+    for d in done:
+        click.echo(f"Approved {d.entry.key} ({len(d.recipients)} recipient(s)).")
+    if not done:
+        click.echo("No mailing waits for approval.")
+
+
+@main.command()
+@click.argument("key", shell_complete=complete_keys)
+@with_context
+def hold(obj: Context, key: str) -> None:
+    """Hold a mailing: it does not go out until it is approved again."""
+    from scheduler.review import hold as hold_draft
+
+    d = hold_draft(obj.load(), obj.store(), obj.clock.now(), key)
+    click.echo(f"Held {d.entry.key}: it will not go out until `cyclogram approve {d.entry.key}`.")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from .model import (
     Recipient,
     Recurrence,
 )
+from .salutation import greeting, shorten
 from .templating import mail_template_names
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "meeting_context",
     "meeting_when",
     "message_id_for",
+    "recipient_greeting",
     "render_templates",
 ]
 
@@ -120,6 +122,7 @@ def meeting_context(
     return {
         "id": meeting.id,
         "title": meeting.title,
+        "short_title": meeting.short_title or shorten(meeting.title),
         "goal": meeting.goal,
         "tasks": list(meeting.tasks),
         "planned_results": list(meeting.planned_results),
@@ -185,6 +188,7 @@ def event_context(
     return {
         "id": event.id,
         "title": event.title,
+        "short_title": shorten(event.title),
         "description": event.description,
         "when": when_text(project, event, language, occurrence),
         "place": event.place.one_line() if event.place else None,
@@ -197,6 +201,7 @@ def _action_context(project: Project, action: ActionItem) -> dict[str, Any]:
     return {
         "id": action.id,
         "title": action.title,
+        "short_title": shorten(action.title),
         "responsible": project.responsible_text(action.responsible) or None,
         "due": action.due,
         "product": action.product,
@@ -273,6 +278,23 @@ def changes_context(
     return out
 
 
+def recipient_greeting(recipient: Recipient) -> str:
+    """The letter's first line for this reader, from the contact's name parts when configured."""
+    person = recipient.person
+    if person is None:
+        return greeting(recipient.name, recipient.language)
+    return greeting(
+        person.name,
+        recipient.language,
+        first_name=person.first_name,
+        patronymic=person.patronymic,
+        last_name=person.last_name,
+        gender=person.gender,
+        title=person.title,
+        salutation=person.salutation,
+    )
+
+
 def mail_context(
     project: Project,
     kind: str,
@@ -313,7 +335,11 @@ def mail_context(
         "lang": language,
         "project": {"name": settings.name, "title": settings.title, "base_url": str(settings.base_url)},
         "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
-        "recipient": {"name": recipient.name, "email": recipient.email},
+        "recipient": {
+            "name": recipient.name,
+            "email": recipient.email,
+            "greeting": recipient_greeting(recipient),
+        },
         "school": school_ctx,
         "schools": schools_ctx,
         "meeting": meeting_context(project, meeting, local, language) if meeting else None,

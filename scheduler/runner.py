@@ -16,9 +16,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from .clock import Clock, SystemClock
+from .console import port_error
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError, DeliveryError
-from .service import Service
+from .review import POLL_SECONDS, review_enabled
+from .service import Action, Service
 from .store import StateStore
 
 __all__ = ["Runner"]
@@ -45,6 +47,7 @@ class Runner:
     echo: Callable[[str], None] = print
     watch: bool = True
     delivery: dict[str, Any] = field(default_factory=dict)  # deliver()'s options: concurrency, rate...
+    review_poll: float = POLL_SECONDS  # how often to look for approvals made by another process
 
     def __post_init__(self) -> None:
         self.service = Service(self.config_dir, self.store, self.clock)
@@ -69,12 +72,17 @@ class Runner:
         if self.server is not None:
             self.server.update(project)
             self.server.health = lambda: self.problem
-            self.port = await self.server.start(self.host, self.port)
+            try:
+                self.port = await self.server.start(self.host, self.port)
+            except OSError as exc:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(sig)
+                raise (port_error(exc, self.host, self.port) or exc) from None
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.start()
         self.greet(project)
 
-        self._guarded("catch-up", lambda: self.service.due(catching_up=True))
+        self._guarded("catch-up", self.catch_up)
         self._guarded("changes", self.service.react_to_changes)
         tasks = [
             asyncio.create_task(self._loop(), name="cyclogram-loop"),
@@ -134,12 +142,31 @@ class Runner:
                 f"  cyclogram simulate --from {year.first_day} --to {year.last_day}"
             )
 
+    def catch_up(self) -> list[Action]:
+        """What was due while the service was down: sent if still useful; the missed told in one line."""
+        self.service.log_missed = False
+        try:
+            actions = self.service.due(catching_up=True)
+        finally:
+            self.service.log_missed = True
+        missed = sum(a.what == "missed" for a in actions)
+        if missed:
+            log.info("action=missed-summary count=%d", missed)
+            if missed == 1:
+                self.echo("1 past mailing was not sent; `cyclogram plan` shows it.")
+            else:
+                self.echo(f"{missed} past mailings were not sent; `cyclogram plan` shows them.")
+        return actions
+
     # -- the loop -------------------------------------------------------------------------------------
     async def _loop(self) -> None:
         """Queue what is due whenever a job fires or the configuration changes; re-plan the jobs."""
         while not self.stop.is_set():
             self._schedule()
-            await self._wake.wait()
+            # Approvals are made by `cyclogram approve` in another process: with review on, look again.
+            poll = self.review_poll if review_enabled(self.service.project) else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
             self._wake.clear()
             if not self.stop.is_set():
                 self._guarded("due", self.service.due)

@@ -257,10 +257,15 @@ def _serve_bytes(
 
 
 def make_app(
-    source: Callable[[], Published | None], health: Callable[[], str | None] | None = None
+    source: Callable[[], Published | None],
+    health: Callable[[], str | None] | None = None,
+    organiser: Callable[[web.Request, Published], web.Response | None] | None = None,
 ) -> web.Application:
     """The web application; `source` returns the current build (None while none has succeeded), `health`
-    what is wrong with the service (None when nothing is)."""
+    what is wrong with the service (None when nothing is).
+
+    `organiser` answers the organiser's private paths (see organiser.py), or None for a wrong token.
+    """
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -276,6 +281,9 @@ def make_app(
             return _serve_bytes(
                 request, pub.index, None, "text/html; charset=utf-8", pub.index_tag, pub.built
             )
+        if path.startswith("/organiser/"):
+            answer = organiser(request, pub) if organiser is not None else None
+            return answer if answer is not None else _not_found()
         feed = _resolve(pub, path.lstrip("/"))
         if feed is None:
             return _not_found()
@@ -314,7 +322,34 @@ class FeedServer:
         self.head_timeout = HEAD_TIMEOUT
         # What the service reports as wrong (a stopped delivery); /healthz answers 503 with it.
         self.health: Callable[[], str | None] = lambda: None
-        self.app = make_app(lambda: self._published, lambda: self.health())
+        self._config_dir = config_dir
+        self.app = make_app(lambda: self._published, lambda: self.health(), self._organiser)
+
+    def _organiser(self, request: web.Request, pub: Published) -> web.Response | None:
+        """The organiser's page (rendered at each request: the outbox moves) or their all-items feed."""
+        from .feeds import ORGANISER_FEED
+        from .organiser import organiser_context, render_organiser, resolve_organiser
+
+        what = resolve_organiser(pub.secret, request.path)
+        if what == "feed":
+            feed = pub.feeds[ORGANISER_FEED]
+            return _serve_bytes(
+                request, feed.data, pub.gzipped.get(feed.path), CALENDAR_TYPE, feed.etag, feed.last_modified
+            )
+        if what != "page":
+            return None
+        context = organiser_context(pub.project, self._store, self._clock.now(), self._config_dir)
+        body = render_organiser(self._env, context)
+        return web.Response(
+            body=body,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+            content_type="text/html",
+            charset="utf-8",
+        )
 
     @property
     def published(self) -> Published | None:

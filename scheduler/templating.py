@@ -169,7 +169,7 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
         need(rule.template or kind, loaded.directory / "project.yaml", f"mailings.{kind}.template")
         used.setdefault(rule.template or kind, set()).add(kind)
     for meeting in project.meetings:
-        for kind in meeting.mailings:
+        for kind in (k for k in meeting.mailings if k != "review"):  # `review: true` is no kind
             rule = getattr(project.policy(meeting), kind)
             file = loaded.meeting_files.get(meeting.id, loaded.directory / "meetings")
             need(rule.template or kind, file, f"mailings.{kind}.template")
