@@ -6,7 +6,7 @@ import hashlib
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -228,6 +228,13 @@ def _iso_span(start: Any, end: Any, language: str, zone: Any) -> str | None:
         return None
     s = datetime.fromisoformat(start)
     e = datetime.fromisoformat(end) if end else None
+    midnight = datetime.min.time()
+    if e is not None and s.time() == e.time() == midnight and e > s:
+        # An all-day meeting (midnight to midnight): its days, without hours.
+        last = (e - timedelta(days=1)).date()
+        if last == s.date():
+            return format_day(s, language)
+        return f"{format_day(s, language)} – {format_day(last, language)}"
     return format_span(s, e, language, zone if isinstance(zone, ZoneInfo) else None)
 
 

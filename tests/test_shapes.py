@@ -352,3 +352,28 @@ def test_shape_names_are_checked():
         Shape.parse("rrule,lunar")
     assert Shape.parse("all").has("night") and not Shape.parse("all").has("no-minutes")
     assert date(2020, 9, 1)  # the default shape is the example's: see test_synth for its bytes
+
+
+def test_a_meeting_moved_to_whole_days_is_announced_by_its_days(config_copy, edit):
+    from scheduler.changes import describe_changes, meeting_snapshot
+
+    before = meeting_snapshot(load_config(config_copy).project, load_config(config_copy).project.meeting(
+        "network-seminar-2021-01"))  # fmt: skip
+    edit(SEMINAR, "start: 2021-01-28 15:00", "start: 2021-01-28")
+    edit(SEMINAR, "end: 2021-01-28 16:30", "end: 2021-01-29")
+    loaded = load_config(config_copy)
+    changes = describe_changes(
+        before, meeting_snapshot(loaded.project, loaded.project.meeting("network-seminar-2021-01"))
+    )
+    store = SQLiteStore(":memory:")
+    try:
+        messages = compose(
+            loaded, "update", meeting="network-seminar-2021-01", store=store,
+            now=datetime(2021, 1, 10, tzinfo=UTC), changes=changes,
+        )  # fmt: skip
+    finally:
+        store.close()
+    text = _text(email.message_from_bytes(messages[0].message, policy=policy.default)).replace("\u202f", " ")
+    assert "28 января 2021 г., 15:00–16:30 (МСК)" in text
+    assert "28 января 2021 г. – 29 января 2021 г." in text
+    assert "00:00" not in text
