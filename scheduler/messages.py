@@ -89,24 +89,36 @@ def meeting_when(project: Project, meeting: Meeting, language: str, local: ZoneI
             return format_day(first, language)
         return f"{format_day(first, language)} – {format_day(last, language)}"
     zone = project.zone(meeting)
-    start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+    return span_with_local(
+        project.meeting_start(meeting), project.meeting_end(meeting), language, zone, local
+    )
+
+
+def span_with_local(
+    start: datetime, end: datetime | None, language: str, zone: ZoneInfo, local: ZoneInfo | None = None
+) -> str:
+    """The day and hours in `zone` with its label; then the hours in `local`, where they differ."""
+    start = start.astimezone(zone)
+    end = (end or start).astimezone(zone)
     same_day = end.date() == start.date()
     text = f"{format_day(start, language)}, {format_clock(start, language)}"
-    text += (
-        f"–{format_clock(end, language)}"
-        if same_day
-        else (f" – {format_day(end, language)}, {format_clock(end, language)}")
-    )
+    if end != start:
+        text += (
+            f"–{format_clock(end, language)}"
+            if same_day
+            else (f" – {format_day(end, language)}, {format_clock(end, language)}")
+        )
     label = zone_label(start, language)
     if local is None or local.key == zone.key or start.astimezone(local).utcoffset() == start.utcoffset():
         return f"{text} ({label})" if label else text
     there, there_end = start.astimezone(local), end.astimezone(local)
     hours = format_clock(there, language)
-    hours += (
-        f"–{format_clock(there_end, language)}"
-        if there_end.date() == there.date()
-        else (f" – {format_day(there_end, language)}, {format_clock(there_end, language)}")
-    )
+    if there_end != there:
+        hours += (
+            f"–{format_clock(there_end, language)}"
+            if there_end.date() == there.date()
+            else (f" – {format_day(there_end, language)}, {format_clock(there_end, language)}")
+        )
     if there.date() != start.date():
         hours = f"{format_day(there, language)}, {hours}"
     return f"{text} {label} ({hours} {_LOCAL.get(language, _LOCAL['en'])})"
@@ -155,8 +167,15 @@ def meeting_context(
     }
 
 
-def when_text(project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None) -> str:
-    """When a key event happens, in the reader's words (a day, a span, a month, or a series)."""
+def when_text(
+    project: Project,
+    event: KeyEvent,
+    language: str,
+    occurrence: datetime | None = None,
+    local: ZoneInfo | None = None,
+) -> str:
+    """When a key event happens, in the reader's words (a day, a span, a month, or a series); hours also
+    in the reader's `local` zone where it differs."""
     zone = project.zone(event)
     w = event.when
     if isinstance(w, OnDate):
@@ -165,7 +184,7 @@ def when_text(project: Project, event: KeyEvent, language: str, occurrence: date
         if isinstance(w.start, datetime) and isinstance(w.end, datetime):
             start = w.start if w.start.tzinfo else w.start.replace(tzinfo=zone)
             end = w.end if w.end.tzinfo else w.end.replace(tzinfo=zone)
-            return format_span(start, end, language, zone)
+            return span_with_local(start, end, language, zone, local)
         if w.start == w.end:
             return format_day(w.start, language)
         return f"{format_day(w.start, language)} – {format_day(w.end, language)}"
@@ -178,19 +197,23 @@ def when_text(project: Project, event: KeyEvent, language: str, occurrence: date
         if w.time is None:
             return format_day(occurrence, language)
         end = datetime.combine(occurrence.date(), w.end_time, tzinfo=zone) if w.end_time else None
-        return format_span(occurrence, end, language, zone)
+        return span_with_local(occurrence, end, language, zone, local)
     return f"{format_day(event.first_day, language)} – {format_day(event.last_day, language)}"
 
 
 def event_context(
-    project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None
+    project: Project,
+    event: KeyEvent,
+    language: str,
+    occurrence: datetime | None = None,
+    local: ZoneInfo | None = None,
 ) -> dict[str, Any]:
     return {
         "id": event.id,
         "title": event.title,
         "short_title": shorten(event.title),
         "description": event.description,
-        "when": when_text(project, event, language, occurrence),
+        "when": when_text(project, event, language, occurrence, local),
         "place": event.place.one_line() if event.place else None,
         "responsible": project.responsible_text(event.responsible) or None,
         "product": event.product,
@@ -357,7 +380,7 @@ def mail_context(
             (project.meeting_start(meeting), project.meeting_end(meeting)) if meeting else None,
         ),
         "action": _action_context(project, action) if action else None,
-        "event": event_context(project, event, language, occurrence) if event else None,
+        "event": event_context(project, event, language, occurrence, local) if event else None,
         "feed_url": feed_url,
     }
 

@@ -377,3 +377,27 @@ def test_a_meeting_moved_to_whole_days_is_announced_by_its_days(config_copy, edi
     assert "28 января 2021 г., 15:00–16:30 (МСК)" in text
     assert "28 января 2021 г. – 29 января 2021 г." in text
     assert "00:00" not in text
+
+
+def test_a_key_event_reminder_gives_the_schools_local_time_too(config_copy, edit):
+    edit(
+        "participants.yaml",
+        '    short_name: "СШ № 2"\n',
+        '    short_name: "СШ № 2"\n    timezone: Asia/Vladivostok\n',
+    )
+    loaded = load_config(config_copy)
+    now = datetime(2020, 11, 1, tzinfo=UTC)
+    entry = next(e for e in build_plan(loaded.project, now) if e.event == "network-seminar")
+    store = SQLiteStore(":memory:")
+    try:
+        messages = {
+            m.recipient: m for m in compose(loaded, "event_reminder", entry=entry, store=store, now=now)
+        }
+    finally:
+        store.close()
+
+    def text(address: str) -> str:
+        return _text(email.message_from_bytes(messages[address].message, policy=policy.default))
+
+    assert "14:00–16:00 МСК (21:00–23:00 по местному времени)" in text("head@school2.example.org")
+    assert "14:00–16:00 (МСК)" in text("head@school1.example.org")
