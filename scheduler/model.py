@@ -95,7 +95,7 @@ def _bad_char(value: str, multiline: bool) -> str | None:
 def _one_line(value: str) -> str:
     bad = _bad_char(value, multiline=False)
     if bad:
-        raise ValueError(f"must be a single line of text; found {bad}")
+        raise ValueError(_("must be a single line of text; found {bad}").format(bad=bad))
     return value
 
 
@@ -104,7 +104,11 @@ def _multi_line(value: str) -> str:
     value = value.replace("\r\n", "\n")
     bad = _bad_char(value, multiline=True)
     if bad:
-        raise ValueError(f"may hold line breaks (LF) and tabs but no other control characters; found {bad}")
+        raise ValueError(
+            _("may hold line breaks (LF) and tabs but no other control characters; found {bad}").format(
+                bad=bad
+            )
+        )
     return value
 
 
@@ -149,7 +153,11 @@ class Limit:
 
     def __call__(self, value: str) -> str:
         if len(value) > self.most:
-            raise ValueError(f"is {len(value):,} characters long; at most {self.most:,} are allowed")
+            raise ValueError(
+                _("is {length:,} characters long; at most {most:,} are allowed").format(
+                    length=len(value), most=self.most
+                )
+            )
         return value
 
 
@@ -224,7 +232,10 @@ def _moment(value: Any) -> datetime | date:
             return datetime.fromisoformat(value)
         except ValueError as exc:
             reason = f" ({exc})" if "range" in str(exc) else ""
-    raise ValueError(f"{value!r} is not a date (2021-01-28) or a date with a time (2021-01-28 10:00){reason}")
+    raise ValueError(
+        _("{value!r} is not a date (2021-01-28) or a date with a time (2021-01-28 10:00)").format(value=value)
+        + reason
+    )
 
 
 # One validator, not a union: an error then names the field once, not once per member of the union.
@@ -275,7 +286,7 @@ class MailingRule(_Model):
     @model_validator(mode="after")
     def _one_direction(self) -> MailingRule:
         if self.days_before is not None and self.days_after is not None:
-            raise ValueError("give days_before or days_after, not both")
+            raise ValueError(_("give days_before or days_after, not both"))
         return self
 
 
@@ -388,7 +399,7 @@ class Audience(_Model):
     @model_validator(mode="after")
     def _not_empty(self) -> Audience:
         if not self.all and not self.teams and not self.schools:
-            raise ValueError("audience names nobody: write `all` or list teams / schools")
+            raise ValueError(_("audience names nobody: write `all` or list teams / schools"))
         return self
 
 
@@ -414,9 +425,9 @@ class AgendaItem(_Model):
     @model_validator(mode="after")
     def _slot(self) -> AgendaItem:
         if self.end is not None and self.start is None:
-            raise ValueError("an agenda item with an end needs a start")
+            raise ValueError(_("an agenda item with an end needs a start"))
         if self.start is not None and self.end == self.start:
-            raise ValueError("end equals start")
+            raise ValueError(_("end equals start"))
         return self
 
     def slot(self, meeting_start: datetime, meeting_end: datetime) -> tuple[datetime, datetime | None] | None:
@@ -458,7 +469,7 @@ class Responsible(_Model):
     @model_validator(mode="after")
     def _someone(self) -> Responsible:
         if not (self.school or self.team or self.person):
-            raise ValueError("name a school, a team or a person")
+            raise ValueError(_("name a school, a team or a person"))
         return self
 
 
@@ -473,9 +484,9 @@ class DateRange(_Model):
     @model_validator(mode="after")
     def _order(self) -> DateRange:
         if type(self.start) is not type(self.end):
-            raise ValueError("start and end must both be dates or both date-times")
+            raise ValueError(_("start and end must both be dates or both date-times"))
         if self.end < self.start:  # type: ignore[operator]
-            raise ValueError("end is before start")
+            raise ValueError(_("end is before start"))
         return self
 
 
@@ -506,7 +517,7 @@ class MonthOnly(_Model):
     @model_validator(mode="after")
     def _order(self) -> MonthOnly:
         if self.end_month is not None and self.end_month < self.month:
-            raise ValueError("end_month is before month")
+            raise ValueError(_("end_month is before month"))
         return self
 
     @property
@@ -536,20 +547,26 @@ def _parse_by_day(value: Any) -> Any:
     out = []
     for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"{item!r} is not a day; write e.g. TH, -1TH or 'last thursday'")
+            raise ValueError(
+                _("{item!r} is not a day; write e.g. TH, -1TH or 'last thursday'").format(item=item)
+            )
         text = " ".join(item.strip().split())
         code = _BYDAY_CODE.match(text.upper())
         if code:
             n = int(code[1]) if code[1] else None
             if n is not None and not (1 <= abs(n) <= 53):
-                raise ValueError(f"{item!r}: the ordinal must lie between 1 and 53 (or -1 and -53)")
+                raise ValueError(
+                    _("{item!r}: the ordinal must lie between 1 and 53 (or -1 and -53)").format(item=item)
+                )
             out.append((code[2], n))
             continue
         words = text.lower().split(" ")
         day = words[-1]
         if day not in WEEKDAYS or len(words) > 2 or (len(words) == 2 and words[0] not in _ORDINALS):
             raise ValueError(
-                f"{item!r} is not a day; write e.g. TH, -1TH, 2MO, thursday, 'last thursday', 'second monday'"
+                _(
+                    "{item!r} is not a day; write e.g. TH, -1TH, 2MO, thursday, 'last thursday', 'second monday'"
+                ).format(item=item)
             )
         n = _ORDINALS[words[0]] if len(words) == 2 else None
         out.append((BYDAY_CODES[WEEKDAYS.index(day)], n))
@@ -606,20 +623,22 @@ class Recurrence(_Model):
     def _check(self) -> Recurrence:
         if (self.freq is None) == (self.every is None):
             raise ValueError(
-                "give `freq` (daily, weekly, monthly, yearly) or the short form `every`, not both"
+                _("give `freq` (daily, weekly, monthly, yearly) or the short form `every`, not both")
             )
         if self.every is not None:
             if self.weekday is None:
-                raise ValueError("the short form needs `weekday`")
+                raise ValueError(_("the short form needs `weekday`"))
             if self.by_day or self.by_month_day or self.by_month or self.by_set_pos or self.interval != 1:
-                raise ValueError("write by_day, by_month_day, interval... with `freq`, not with `every`")
+                raise ValueError(_("write by_day, by_month_day, interval... with `freq`, not with `every`"))
             if self.every == "month" and self.week is None:
-                raise ValueError("a monthly recurrence needs `week` (first, second, third, fourth or last)")
+                raise ValueError(
+                    _("a monthly recurrence needs `week` (first, second, third, fourth or last)")
+                )
             if self.every == "week" and self.week is not None:
-                raise ValueError("`week` only applies to monthly recurrences")
+                raise ValueError(_("`week` only applies to monthly recurrences"))
         elif self.weekday is not None or self.week is not None:
             raise ValueError(
-                "`weekday` and `week` belong to the short form (`every`); with `freq` use by_day"
+                _("`weekday` and `week` belong to the short form (`every`); with `freq` use by_day")
             )
         if self.freq is not None:
             ordinal = any(d[:-2] for d in self.by_day)
@@ -627,20 +646,24 @@ class Recurrence(_Model):
                 self.freq not in ("monthly", "yearly") or (self.freq == "yearly" and self.by_month)
             ):
                 raise ValueError(
-                    "a day with an ordinal (-1TH, 'last thursday') needs freq monthly (or yearly without by_month)"
+                    _(
+                        "a day with an ordinal (-1TH, 'last thursday') needs freq monthly (or yearly without by_month)"
+                    )
                 )
             if self.by_month_day and self.freq == "weekly":
-                raise ValueError("by_month_day does not go with freq weekly")
+                raise ValueError(_("by_month_day does not go with freq weekly"))
             if 0 in self.by_month_day or 0 in self.by_set_pos:
-                raise ValueError("0 is not a day of the month or a position; count from 1, or from -1 back")
+                raise ValueError(
+                    _("0 is not a day of the month or a position; count from 1, or from -1 back")
+                )
         if self.until is None and self.count is None:
-            raise ValueError("give `until` (the last day) or `count` (how many times)")
+            raise ValueError(_("give `until` (the last day) or `count` (how many times)"))
         if self.until is not None and self.count is not None:
-            raise ValueError("give `until` or `count`, not both")
+            raise ValueError(_("give `until` or `count`, not both"))
         if self.until is not None and self.until < self.start:
-            raise ValueError("until is before start")
+            raise ValueError(_("until is before start"))
         if self.end_time is not None and (self.time is None or self.end_time <= self.time):
-            raise ValueError("end_time must come after time")
+            raise ValueError(_("end_time must come after time"))
         return self
 
     def rule_parts(self) -> dict[str, Any]:
@@ -820,15 +843,17 @@ class Meeting(_Model):
     @classmethod
     def _naive_local(cls, value: datetime | date) -> datetime | date:
         if isinstance(value, datetime) and value.tzinfo is not None:
-            raise ValueError("write the local time without an offset; the zone comes from `timezone`")
+            raise ValueError(_("write the local time without an offset; the zone comes from `timezone`"))
         return value
 
     @model_validator(mode="after")
     def _where_and_when(self) -> Meeting:
         if self.place is None and self.online_url is None:
-            raise ValueError("give a place, an online_url, or both")
+            raise ValueError(_("give a place, an online_url, or both"))
         if isinstance(self.start, datetime) != isinstance(self.end, datetime):
-            raise ValueError("start and end must both be dates (an all-day meeting) or both dates with times")
+            raise ValueError(
+                _("start and end must both be dates (an all-day meeting) or both dates with times")
+            )
         return self
 
     @property
@@ -856,10 +881,14 @@ class Meeting(_Model):
         for kind, rule in value.items():
             if kind == "review":
                 if not isinstance(rule, bool):
-                    raise ValueError("`review` takes true or false")
+                    raise ValueError(_("`review` takes true or false"))
                 continue
             if not isinstance(rule, dict):
-                raise ValueError(f"`{kind}` takes a mapping of rule fields, e.g. {{days_before: 3}}")
+                raise ValueError(
+                    _("`{kind}` takes a mapping of rule fields, e.g. {example}").format(
+                        kind=kind, example="{days_before: 3}"
+                    )
+                )
             MailingRule.model_validate(rule)  # reports a bad override at load, not at send
             del kind
         return value
@@ -895,7 +924,7 @@ class Recipient(_Model):
     @model_validator(mode="after")
     def _school_first(self) -> Recipient:
         if self.schools[:1] != (self.school,):
-            raise ValueError("`school` must be the first of `schools`")
+            raise ValueError(_("`school` must be the first of `schools`"))
         return self
 
 

@@ -84,22 +84,11 @@ def error_sentence(err: Any) -> str:
     return _(message)
 
 
-# The model's own fixed sentences (raised as ValueError in scheduler/model.py), so the catalog carries them.
+# The model's one sentence that is not raised (a discriminator's message, scheduler/model.py): marked here
+# so that the catalog carries it; error_sentence translates it like the raised ones.
 MODEL_MESSAGES = (
-    N_("must be a single line (no line breaks)"),
-    N_("give days_before or days_after, not both"),
-    N_("audience names nobody: write `all` or list teams / schools"),
-    N_("an agenda item with an end needs a start"),
-    N_("end is not after start"),
-    N_("name a school, a team or a person"),
-    N_("start and end must both be dates or both date-times"),
-    N_("end is before start"),
-    N_("a monthly recurrence needs `week` (first, second, third, fourth or last)"),
-    N_("`week` only applies to monthly recurrences"),
-    N_("until is before start"),
-    N_("end_time must come after time"),
-    N_("give one of: date; start and end; month (YYYY-MM); or every/weekday/start/until"),
-    N_("write the local time without an offset; the zone comes from `timezone`"),
-    N_("`review` takes true or false"),
-    N_("`school` must be the first of `schools`"),
+    N_(
+        "give one of: date; start and end; month (YYYY-MM, optionally end_month); "
+        "or a recurrence (freq or every, with start)"
+    ),
 )

@@ -64,25 +64,33 @@ def test_root_causes_come_before_their_consequences(config_copy, edit):
     edit("participants.yaml", "  - id: school-2\n", "  - id: school-two\n")
     edit("meetings/2020-09-25-heads.yaml", "start: 2020-09-25 10:00", "start: tomorrow")
     found = _problems(config_copy)
-    assert "expected a date and time" in found[0] and "unknown school" in found[-1], found
+    assert "is not a date (2021-01-28)" in found[0] and "unknown school" in found[-1], found
 
 
 @pytest.mark.parametrize(
-    ("text", "english", "russian"),
+    ("file", "old", "new", "english", "russian"),
     [
-        ("start: tomorrow 10:00", "expected a date and time, for example 2020-09-25 10:00",
-         "ожидается дата и время, например 2020-09-25 10:00"),
-        ("start: 2020-09-25T10:00:00 extra", "expected a date and time, for example 2020-09-25 10:00",
-         "ожидается дата и время, например 2020-09-25 10:00"),
+        ("meetings/2020-09-25-heads.yaml", "start: 2020-09-25 10:00", "start: tomorrow 10:00",
+         "'tomorrow 10:00' is not a date (2021-01-28) or a date with a time (2021-01-28 10:00)",
+         "ожидается дата (например, 2021-01-28) или дата и время (например, 2021-01-28 10:00); "
+         "указано: 'tomorrow 10:00'"),
+        ("meetings/2020-09-25-heads.yaml", "due: 2020-10-30", "due: end of October",
+         "expected a date, for example 2020-09-25 (given: 'end of October')",
+         "ожидается дата, например 2020-09-25 (указано: 'end of October')"),
+        ("cyclogram.yaml", "when: {date: 2020-12-10}", "when: {date: 10.12.2020}",
+         "expected a date, for example 2020-09-25 (given: '10.12.2020')",
+         "ожидается дата, например 2020-09-25 (указано: '10.12.2020')"),
     ],
 )  # fmt: skip
-def test_a_type_error_says_what_is_expected_with_an_example(config_copy, edit, text, english, russian):
-    edit("meetings/2020-09-25-heads.yaml", "start: 2020-09-25 10:00", text)
+def test_a_type_error_says_what_is_expected_with_an_example(
+    config_copy, edit, file, old, new, english, russian
+):
+    edit(file, old, new)
     found = _problems(config_copy)
     assert any(english in p for p in found) and not any("Input should be" in p for p in found), found
     use_language("ru")
     try:
-        assert any(russian in p for p in _problems(config_copy))
+        assert any(russian in p for p in _problems(config_copy)), _problems(config_copy)
     finally:
         use_language(None, chosen=False)
 
