@@ -341,7 +341,7 @@ class _Gen:
                     "name": f"Команда «{self.topics[i]}»",
                     "schools": members,
                     "project": f"Авторский проект «{self.topics[i]}»",
-                    "contact": {"name": self.person(), "email": f"head@{lead}.example.org"},
+                    "contact": {"name": self.person(), "email": f"coordinator@{tid}.example.org"},
                 }
             )
         return out
