@@ -334,7 +334,6 @@ class _Gen:
         for i, tid in enumerate(self.team_ids):
             size = min(len(self.school_ids), r.randint(2, 8))
             members = sorted(r.sample(self.school_ids, size))
-            lead = members[0]
             out.append(
                 {
                     "id": tid,
