@@ -69,6 +69,10 @@ class CyclogramGroup(click.Group):
 
         saved = (current_language(), language_is_chosen())
         use_language(language_from_env(os.environ))
+        if not language_is_chosen():  # before parsing, so that `cyclogram --help` speaks it too
+            argv = kwargs.get("args", args[0] if args else None)
+            argv = list(sys.argv[1:] if argv is None else argv)
+            use_language(project_language(config_dir(_config_arg(argv))), chosen=False)
         install_click()
         localize_commands(self)
         try:
@@ -190,6 +194,16 @@ def main(ctx: click.Context, config: Path | None, state: Path | None, now: str |
     )
     ctx.obj = obj
     ctx.call_on_close(lambda: [close() for close in obj.closers])
+
+
+def _config_arg(argv: list[str]) -> str | None:
+    """--config from the command line before click reads it (the project's language may be needed first)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+    return None
 
 
 def _choose_language(ctx: click.Context, value: str | None) -> None:

@@ -161,6 +161,7 @@ def test_without_a_locale_the_project_language_speaks(config_copy, edit, tmp_pat
     env = _russian_env(LANG="C.UTF-8", CYCLOGRAM_STATE=str(tmp_path / "var"))
     russian = _cli(["--config", str(config_copy), "validate"], env)
     assert "OK: 5 школ" in russian.stdout  # the example project is Russian
+    assert _cli(["--config", str(config_copy), "--help"], env).stdout.startswith("Использование:")
     edit("project.yaml", "language: ru", "language: en")
     english = _cli(["--config", str(config_copy), "validate"], env)
     assert "OK: 5 schools" in english.stdout
