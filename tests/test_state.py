@@ -7,14 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.store import NewMessage, SQLiteStore, StateStore
+from scheduler.store import NewMessage, SQLiteStore, StateStore, open_url
 
 T0 = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
 
 
-@pytest.fixture(params=["sqlite"])
-def store(request, tmp_path: Path) -> StateStore:
-    s = SQLiteStore(tmp_path / "state.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path: Path) -> str:
+    """Every test of the interface runs against each store (as APScheduler tests its data stores)."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'state.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> StateStore:
+    s = open_url(store_url, lease=LEASE)
     yield s
     s.close()
 
@@ -61,7 +70,7 @@ def test_enqueue_is_idempotent(store):
     assert store.outbox_counts()["queued"] == 3
 
 
-def test_claim_send_retry_fail_and_recover(store):
+def test_claim_send_retry_fail_and_recover(store, store_url):
     store.enqueue([msg(i) for i in range(3)], T0)
     claimed = store.claim(T0, 2)
     assert [r.status for r in claimed] == ["sending", "sending"] and claimed[0].attempts == 1
@@ -72,7 +81,13 @@ def test_claim_send_retry_fail_and_recover(store):
     assert [r.id for r in store.claim(T0 + timedelta(minutes=5), 5)] == [claimed[1].id]
     store.mark_failed(claimed[1].id, T0, "550 no such user")
     assert store.outbox_counts() == {"queued": 0, "sending": 1, "sent": 1, "failed": 1}
-    assert store.recover(T0) == 1  # the one a crash would have left in `sending`
+    if store_url.startswith("sqlite:"):
+        # One deliverer at a time (the file lock): whatever is in `sending` was left by a crash.
+        assert store.recover(T0) == 1  # the one a crash would have left in `sending`
+    else:
+        # Several deliverers: a row is recovered only once its lease is over (its instance is gone).
+        assert store.recover(T0) == 0
+        assert store.recover(T0 + LEASE + timedelta(seconds=1)) == 1
     assert store.outbox("failed")[0].last_error == "550 no such user"
     assert store.requeue_failed(T0) == 1
     assert store.outbox_counts()["queued"] == 2
@@ -125,3 +140,74 @@ def test_a_version_1_store_is_migrated_with_its_queue(tmp_path):
     (row,) = store.claim(T0, 5)
     assert row.message == b"Subject: kept\r\n\r\nbody" and row.recipient == "a@x"
     store.close()
+
+
+def test_an_expired_lease_is_taken_over_in_doubt(store):
+    store.enqueue([msg(1), msg(2)], T0)
+    (first,) = store.claim(T0, 1)
+    assert not first.in_doubt
+    assert [r.id for r in store.claim(T0 + LEASE - timedelta(seconds=1), 5)] == [msg(2).id]
+    # The first deliverer died holding msg(1): after its lease another takes it, saying it may be sent.
+    (again,) = store.claim(T0 + LEASE + timedelta(seconds=1), 5)
+    assert again.id == first.id and again.in_doubt and again.attempts == 2
+    store.mark_sent(again.id, T0 + LEASE + timedelta(seconds=2), "250 ok")
+    # The first deliverer wakes up and reports a failure: what was sent stays sent.
+    store.mark_retry(first.id, T0 + LEASE + timedelta(seconds=3), "451 later", T0)
+    store.mark_failed(first.id, T0 + LEASE + timedelta(seconds=3), "550 no")
+    assert store.has(first.id).status == "sent"
+
+
+def test_sequence_is_shared_and_rises_once_per_change(store_url):
+    a, b = open_url(store_url), open_url(store_url)  # two instances on one store
+    try:
+        assert a.event_state("u", "f1", T0).sequence == 0
+        assert b.event_state("u", "f1", T0).sequence == 0
+        assert a.event_state("u", "f2", T0 + timedelta(hours=1)).sequence == 1
+        seen = b.event_state("u", "f2", T0 + timedelta(hours=2))  # the same edit seen by the other
+        assert seen.sequence == 1 and seen.last_modified == T0 + timedelta(hours=1)
+        assert a.peek_event_state("u") == seen
+    finally:
+        a.close()
+        b.close()
+
+
+def test_instances_see_each_others_configuration(store):
+    assert store.note_instance("a", "fp1", T0) == {}
+    assert store.note_instance("b", "fp2", T0 + timedelta(seconds=1)) == {"a": ("fp1", T0)}
+    assert store.note_instance("a", "fp2", T0 + timedelta(seconds=2)) == {
+        "b": ("fp2", T0 + timedelta(seconds=1))
+    }
+
+
+def test_mailing_lock_is_a_transaction(store):
+    with pytest.raises(RuntimeError), store.mailing_lock("m/invitation") as free:
+        assert free
+        store.enqueue([msg(1)], T0)
+        store.mark_mailing("m/invitation", "sent", T0)
+        raise RuntimeError("a template failed half-way")
+    assert store.outbox_counts()["queued"] == 0 and store.mailing_states() == {}
+    with store.mailing_lock("m/invitation"):
+        store.enqueue([msg(1)], T0)
+        store.mark_mailing("m/invitation", "sent", T0)
+    assert store.outbox_counts()["queued"] == 1 and store.mailing_states() == {"m/invitation": "sent"}
+
+
+def test_dump_and_load_move_everything(store, tmp_path):
+    store.secret("feed", lambda: "s3cret")
+    store.event_state("u", "f1", T0)
+    store.event_state("u", "f2", T0 + timedelta(hours=1))
+    store.put_snapshot("m", {"place": "ГЦРО", "n": [1, 2]}, T0)
+    store.mark_mailing("m/invitation", "sent", T0)
+    store.enqueue([msg(i) for i in range(3)], T0)
+    sent, failed = store.claim(T0, 2)
+    store.mark_sent(sent.id, T0, "250 ok")
+    store.mark_failed(failed.id, T0, "550 no")
+    rows = list(store.dump())
+    copy = SQLiteStore(tmp_path / "copy.db")
+    counts = copy.load(iter(rows))
+    assert counts == {"secrets": 1, "events": 1, "snapshots": 1, "mailings": 1, "outbox": 3}
+    assert list(copy.dump()) == rows
+    assert copy.outbox_counts() == {"queued": 1, "sending": 0, "sent": 1, "failed": 1}
+    assert store.load(copy.dump(), replace=True) == counts and list(store.dump()) == rows
+    assert not store.is_empty() and SQLiteStore(tmp_path / "empty.db").is_empty()
+    copy.close()
