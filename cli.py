@@ -18,7 +18,7 @@ from scheduler.clock import Clock, FixedClock, SystemClock
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
-from scheduler.store import SQLiteStore, open_store, state_dir
+from scheduler.store import DATABASE_ENV, StateStore, lease_from_env, open_url, state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,8 +30,9 @@ class Context:
     config_path: Path
     state_path: Path
     clock: Clock
+    database: str | None = None  # a postgresql:// or sqlite: URL; None: state.db in state_path
     _loaded: LoadedConfig | None = None
-    _store: SQLiteStore | None = None
+    _store: StateStore | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def load(self) -> LoadedConfig:
@@ -39,9 +40,9 @@ class Context:
             self._loaded = load_config(self.config_path)
         return self._loaded
 
-    def store(self) -> SQLiteStore:
+    def store(self) -> StateStore:
         if self._store is None:
-            self._store = open_store(self.state_path)
+            self._store = open_url(self.database, self.state_path, lease=lease_from_env())
             self.closers.append(self._store.close)
         return self._store
 
@@ -93,6 +94,15 @@ def _parse_instant(value: str | None) -> datetime | None:
     help="State directory (outbox, sequences, secrets) [env CYCLOGRAM_STATE; default ./var].",
 )
 @click.option(
+    "--database",
+    "database",
+    metavar="URL",
+    envvar=DATABASE_ENV,
+    default=None,
+    help="State store: postgresql://user:password@host:port/db (shared by several instances) or "
+    f"sqlite:PATH [env {DATABASE_ENV}; default STATE/state.db].",
+)
+@click.option(
     "--now",
     "now",
     metavar="DATETIME",
@@ -101,7 +111,9 @@ def _parse_instant(value: str | None) -> datetime | None:
 )
 @click.version_option(version=__version__, prog_name="cyclogram")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, state: Path | None, now: str | None) -> None:
+def main(
+    ctx: click.Context, config: Path | None, state: Path | None, database: str | None, now: str | None
+) -> None:
     """Calendar feeds and templated mail for a network of schools working on a common project."""
     instant = None
     if now is not None:
@@ -112,6 +124,7 @@ def main(ctx: click.Context, config: Path | None, state: Path | None, now: str |
         config_path=config_dir(config),
         state_path=state_dir(state),
         clock=FixedClock(instant) if instant else SystemClock(),
+        database=database.strip() or None if database else None,
     )
     ctx.obj = obj
     ctx.call_on_close(lambda: [close() for close in obj.closers])
@@ -184,7 +197,7 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
 
 def _known_states(obj: Context) -> dict[str, str]:
     """Sent/missed marks from the state store, if one exists yet (plan never creates it)."""
-    if not (obj.state_path / "state.db").exists():
+    if obj.database is None and not (obj.state_path / "state.db").exists():
         return {}
     return obj.store().mailing_states()
 
@@ -719,6 +732,59 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
     click.echo(f"Delivered {result.delivered} message(s) into {where}; {result.failed} failed.")
     if result.failed:
         raise SystemExit(1)
+
+
+# --- state (the store: backup, restore, migration) -------------------------------------------------------
+
+
+@main.group()
+def state() -> None:
+    """Back up, restore or move the state (outbox, sequences, feed secret, snapshots, mailing states)."""
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {table}" for table, n in counts.items())
+
+
+@state.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_context
+def state_backup(obj: Context, file: Path) -> None:
+    """Copy the whole state into FILE (a SQLite state file), consistent while the service runs."""
+    from scheduler.store.transfer import backup
+
+    counts = backup(obj.store(), file)
+    click.echo(f"{obj.store().description} -> {file}: {_counted(counts)}")
+
+
+@state.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@with_context
+def state_restore(obj: Context, file: Path, yes: bool) -> None:
+    """Replace the state with the backup FILE. Stop the service first."""
+    from scheduler.store import redact_url
+    from scheduler.store.transfer import restore
+
+    where = redact_url(obj.database) if obj.database else str(obj.state_path / "state.db")
+    if not yes:
+        click.confirm(f"Replace the state in {where} with {file}?", abort=True, err=True)
+    counts = restore(file, obj.database, obj.state_path)
+    click.echo(f"{file} -> {where}: {_counted(counts)}")
+
+
+@state.command("migrate")
+@click.option("--from", "source", required=True, metavar="URL", help="sqlite:PATH or postgresql://...")
+@click.option("--to", "target", required=True, metavar="URL", help="postgresql://... or sqlite:PATH (empty).")
+def state_migrate(source: str, target: str) -> None:
+    """Move the state into another, empty store (SQLite to PostgreSQL, or back); nothing is deleted."""
+    from scheduler.store import redact_url
+    from scheduler.store.transfer import migrate
+
+    counts = migrate(source, target)
+    click.echo(
+        f"{redact_url(source)} -> {redact_url(target)}: {_counted(counts)}; the source is left as it was"
+    )
 
 
 if __name__ == "__main__":

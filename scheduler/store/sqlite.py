@@ -504,6 +504,13 @@ class SQLiteStore:
         with self._read() as db:
             return not any(db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in TABLES)
 
+    def check(self) -> None:
+        """Read every page (SQLite's quick_check); a damaged store raises StoreError naming the file."""
+        with self._read() as db:
+            problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}); {_RESTORE_HINT}")
+
     def backup(self, target: str | os.PathLike[str]) -> None:
         """Copy the store into `target` with SQLite's online backup: consistent while others write."""
         with self._lock, self._guard():
