@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +15,9 @@ from .store import OutboxRow, StateStore
 from .transport import Connection, PermanentError, TransientError, Transport, TransportConfigError
 
 __all__ = ["DeliveryBusyError", "DeliveryReport", "RateLimiter", "backoff_delay", "deliver"]
+
+
+log = logging.getLogger("cyclogram.delivery")
 
 
 class DeliveryBusyError(CyclogramError):
@@ -126,11 +130,17 @@ async def _deliver(
         conn: Connection | None = None
         try:
             while not stopping():
+                # The rate's slot first, then the claim: a row's lease starts when it can go at once.
+                await limiter.wait()
                 rows = store.claim(clock.now(), 1)
                 if not rows:
                     return
                 row = rows[0]
-                await limiter.wait()
+                if row.in_doubt:
+                    # Another deliverer's lease ran out (it died, perhaps after the server took it).
+                    report.recovered += 1
+                    log.warning("action=in-doubt mailing=%s to=%s (its deliverer stopped; sending again)",
+                                row.mailing, row.recipient)  # fmt: skip
                 try:
                     if conn is None:
                         conn = await transport.connect()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from apscheduler.triggers.date import DateTrigger
 from .clock import Clock
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError
-from .service import Service
+from .service import Service, config_fingerprint
 from .store import StateStore
 
 __all__ = ["Runner"]
@@ -26,6 +28,7 @@ __all__ = ["Runner"]
 log = logging.getLogger("cyclogram.run")
 
 BUSY_RETRY_SECONDS = 5.0
+PEER_CHECK_SECONDS = 60.0  # how often an instance compares its configuration with the others'
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Runner:
     echo: Callable[[str], None] = print
     watch: bool = True
     delivery: dict[str, Any] = field(default_factory=dict)  # deliver()'s options: concurrency, rate...
+    peer_check: float = PEER_CHECK_SECONDS
 
     def __post_init__(self) -> None:
         self.service = Service(self.config_dir, self.store, self.clock)
@@ -76,6 +80,7 @@ class Runner:
         ]
         if self.watch:
             tasks.append(asyncio.create_task(self._watch(), name="cyclogram-watch"))
+        tasks.append(asyncio.create_task(self._peers(), name="cyclogram-peers"))
         try:
             await self.stop.wait()
         finally:
@@ -152,6 +157,34 @@ class Runner:
                 log.info("action=recover rows=%d (left in sending by an interrupted run)", report.recovered)
             self.sent += report.sent
             self.failed += report.failed
+
+    async def _peers(self) -> None:
+        """Compare this instance's configuration with the other live instances' on the same store.
+
+        An edit reaches instances a moment apart, so only a difference seen on two checks in a row is
+        reported, at ERROR: instances planning from different files tell the schools different facts.
+        """
+        instance = f"{socket.gethostname()}:{os.getpid()}"
+        window = timedelta(seconds=3 * self.peer_check)
+        reported: dict[str, str] = {}
+        previous: dict[str, str] = {}
+        while not self.stop.is_set():
+            try:
+                differ = self.service.check_peers(instance, window)
+            except CyclogramError as exc:
+                log.error("action=peer-check error=%r", str(exc))
+                differ = {}
+            for name, fp in differ.items():
+                if previous.get(name) == fp and reported.get(name) != fp:
+                    log.error(
+                        "action=config-mismatch instance=%s its_config=%s this_config=%s (instances on one "
+                        "store must run the same configuration: deploy the same files to every one)",
+                        name, fp, config_fingerprint(self.service.project),
+                    )  # fmt: skip
+                    reported[name] = fp
+            previous = differ
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.peer_check)
 
     def _schedule(self) -> None:
         """One APScheduler job per upcoming mailing, derived from the plan each time it may have changed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,12 +15,12 @@ from .clock import Clock
 from .config import LoadedConfig
 from .errors import ConfigError
 from .mailings import iter_compose, queue
-from .model import MeetingStatus, Project
+from .model import Meeting, MeetingStatus, Project
 from .plan import PlanEntry, build_plan
 from .store import StateStore
 from .validation import validate_all
 
-__all__ = ["Action", "Service"]
+__all__ = ["Action", "Service", "config_fingerprint"]
 
 log = logging.getLogger("cyclogram.service")
 
@@ -104,29 +105,27 @@ class Service:
         for entry in self.plan(now):
             if entry.state != "past":
                 continue
-            late = now - entry.at
-            too_late = entry.deadline is not None and now >= entry.deadline
-            if too_late or (catching_up and late > grace):
-                self.store.mark_mailing(entry.key, "missed", now)
-                reason = (
-                    "its meeting has begun"
-                    if too_late
-                    else f"{_hours(late)} late, beyond the catch-up window"
-                )
-                done.append(
-                    self._record(
-                        now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason
-                    )
-                )
-                continue
-            messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
-            queued = queue(self.store, self.loaded, messages, now=now)
-            self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
-            detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
-            done.append(
-                self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
-            )
+            # Several instances may fire the same job: the first composes under the mailing's lock, the
+            # others then find it marked and add nothing (the outbox would drop their copies anyway).
+            with self.store.mailing_lock(entry.key):
+                if self.store.mailing_states().get(entry.key) is None:
+                    done.append(self._due(entry, now, grace, catching_up))
         return done
+
+    def _due(self, entry: PlanEntry, now: datetime, grace: timedelta, catching_up: bool) -> Action:
+        late = now - entry.at
+        too_late = entry.deadline is not None and now >= entry.deadline
+        if too_late or (catching_up and late > grace):
+            self.store.mark_mailing(entry.key, "missed", now)
+            reason = (
+                "its meeting has begun" if too_late else f"{_hours(late)} late, beyond the catch-up window"
+            )
+            return self._record(now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason)
+        messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
+        queued = queue(self.store, self.loaded, messages, now=now)
+        self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
+        detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
+        return self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
 
     # -- what changed ---------------------------------------------------------------------------------
     def react_to_changes(self) -> list[Action]:
@@ -134,34 +133,54 @@ class Service:
         now = self.clock.now()
         done: list[Action] = []
         for meeting in self.project.meetings:
-            told = self.store.snapshot(meeting.id)
-            if told is None:
-                continue  # nobody has been invited yet: the invitation will carry the new facts
-            current = meeting_snapshot(self.project, meeting)
-            changes = describe_changes(told, current)
-            if not changes:
-                continue
-            if self.project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
-                # Nothing is sent about a meeting that is over; keep the record straight for later edits.
-                self.store.put_snapshot(meeting.id, current, now)
-                continue
-            cancelled = meeting.status is MeetingStatus.cancelled
-            if cancelled and told.get("status") == MeetingStatus.cancelled.value:
-                self.store.put_snapshot(meeting.id, current, now)
-                continue
-            kind = "cancellation" if cancelled else "update"
-            rule = getattr(self.project.policy(meeting), kind)
-            if rule.enabled:
-                messages = iter_compose(
-                    self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
-                )
-                queued = queue(self.store, self.loaded, messages, now=now, complete=False)
-                detail = f"{queued.added} new; " + _describe(changes)
-                done.append(
-                    self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
-                )
-            self.store.put_snapshot(meeting.id, current, now)
+            # What the schools were told is read under the meeting's lock: of several instances that see
+            # the same edit, the first tells them and records it, the others then find nothing new.
+            with self.store.mailing_lock(f"{meeting.id}/changes"):
+                action = self._react(meeting, now)
+            if action is not None:
+                done.append(action)
         return done
+
+    def _react(self, meeting: Meeting, now: datetime) -> Action | None:
+        told = self.store.snapshot(meeting.id)
+        if told is None:
+            return None  # nobody has been invited yet: the invitation will carry the new facts
+        current = meeting_snapshot(self.project, meeting)
+        changes = describe_changes(told, current)
+        if not changes:
+            return None
+        if self.project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
+            # Nothing is sent about a meeting that is over; keep the record straight for later edits.
+            self.store.put_snapshot(meeting.id, current, now)
+            return None
+        cancelled = meeting.status is MeetingStatus.cancelled
+        if cancelled and told.get("status") == MeetingStatus.cancelled.value:
+            self.store.put_snapshot(meeting.id, current, now)
+            return None
+        kind = "cancellation" if cancelled else "update"
+        rule = getattr(self.project.policy(meeting), kind)
+        action = None
+        if rule.enabled:
+            messages = iter_compose(
+                self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
+            )
+            queued = queue(self.store, self.loaded, messages, now=now, complete=False)
+            detail = f"{queued.added} new; " + _describe(changes)
+            action = self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
+        self.store.put_snapshot(meeting.id, current, now)
+        return action
+
+    # -- instances sharing a store --------------------------------------------------------------------
+    def check_peers(self, instance: str, seen_within: timedelta) -> dict[str, str]:
+        """Record this instance's configuration fingerprint; return the live instances applying another.
+
+        The caller says so loudly when a difference persists: instances on one store must plan from the
+        same configuration, or each would tell the schools its own version of the facts.
+        """
+        now = self.clock.now()
+        mine = config_fingerprint(self.project)
+        others = self.store.note_instance(instance, mine, now)
+        return {name: fp for name, (fp, seen) in others.items() if fp != mine and now - seen <= seen_within}
 
     def note(self, what: str, entry: PlanEntry, detail: str) -> Action:
         """Record a decision about a plan entry that queued nothing (e.g. a summary waiting for minutes)."""
@@ -185,6 +204,11 @@ class Service:
         if self.on_action:
             self.on_action(action)
         return action
+
+
+def config_fingerprint(project: Project) -> str:
+    """A short digest of the validated model: equal configurations, equal fingerprints."""
+    return hashlib.sha256(project.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
 
 def _hours(delta: timedelta) -> str:
