@@ -279,8 +279,16 @@ def feeds() -> None:
     required=True,
     help="Directory to write project.ics, schools/, teams/ and meetings/ into.",
 )
+@click.option(
+    "--layout",
+    type=click.Choice(["files", "urls"]),
+    default="files",
+    show_default=True,
+    help="files: schools/<id>.ics (keep private); urls: as the URLs are, schools/<id>/<token>.ics, "
+    "for nginx or a CDN to serve as they are.",
+)
 @with_context
-def feeds_build(obj: Context, out: Path) -> None:
+def feeds_build(obj: Context, out: Path, layout: str) -> None:
     """Write every feed as a file (atomically; unchanged files are left untouched)."""
     from scheduler.feeds import current_feeds, write_feeds
     from scheduler.templating import make_environment
@@ -288,8 +296,24 @@ def feeds_build(obj: Context, out: Path) -> None:
     loaded = obj.load()
     env = make_environment(loaded.directory)
     built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
+    removed: list[str] = []
+    if layout == "urls":
+        from scheduler.feeds import prune_revoked, url_layout
+        from scheduler.tokens import feed_secret
+
+        flat = sorted(str(p) for kind in ("schools", "teams") for p in (out / kind).glob("*.ics"))
+        if flat:
+            raise CyclogramError(
+                f"{out} holds private feeds without tokens ({flat[0]}...), which a web server would give "
+                "anyone: build the URL layout into another directory"
+            )
+        built = url_layout(built, feed_secret(obj.store()))
+        removed = prune_revoked(built, out)
     written = write_feeds(built, out)
-    click.echo(f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged")
+    click.echo(
+        f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged"
+        + (f", {len(removed)} revoked removed" if removed else "")
+    )
 
 
 @feeds.command("urls")
