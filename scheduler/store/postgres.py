@@ -93,9 +93,7 @@ class PostgresStore:
 
         def configure(conn: Any) -> None:
             # UTC on the wire, whatever the server's default: timestamps come back as the clock gave them.
-            conn.autocommit = True
             conn.execute("SET TIME ZONE 'UTC'")
-            conn.autocommit = False
 
         try:
             # One connection first: a wrong password or host is told at once, in the server's words,
@@ -109,6 +107,8 @@ class PostgresStore:
                 min_size=1,
                 max_size=max_connections,
                 configure=configure,
+                # One statement is its own transaction (one round trip); several take `_tx`'s BEGIN/COMMIT.
+                kwargs={"autocommit": True},
                 open=False,
                 timeout=connect_timeout,
                 name="cyclogram",
@@ -130,6 +130,17 @@ class PostgresStore:
     def _tx(self) -> Iterator[Any]:
         """A transaction on this thread's connection; nested calls join it (a mailing streamed into the
         outbox records its sequences and snapshots in the same transaction: all or nothing)."""
+        with self._conn(transaction=True) as conn:
+            yield conn
+
+    @contextmanager
+    def _auto(self) -> Iterator[Any]:
+        """A connection for one statement (its own transaction), or the transaction already open."""
+        with self._conn(transaction=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _conn(self, *, transaction: bool) -> Iterator[Any]:
         current = getattr(self._local, "conn", None)
         if current is not None:
             yield current
@@ -137,6 +148,9 @@ class PostgresStore:
         psycopg = self._psycopg
         try:
             with self._pool.connection() as conn:
+                if not transaction:
+                    yield conn
+                    return
                 self._local.conn = conn
                 try:
                     with conn.transaction():
@@ -151,11 +165,11 @@ class PostgresStore:
             raise
 
     def _one(self, query: str, args: Any = ()) -> Any:
-        with self._tx() as conn:
+        with self._auto() as conn:
             return conn.execute(query, args).fetchone()
 
     def _all(self, query: str, args: Any = ()) -> list[Any]:
-        with self._tx() as conn:
+        with self._auto() as conn:
             return conn.execute(query, args).fetchall()
 
     def _migrate(self) -> None:
@@ -208,7 +222,7 @@ class PostgresStore:
             return str(conn.execute("SELECT value FROM secrets WHERE name = %s", (name,)).fetchone()[0])
 
     def set_secret(self, name: str, value: str) -> None:
-        with self._tx() as conn:
+        with self._auto() as conn:
             conn.execute(
                 "INSERT INTO secrets VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, value),
@@ -219,7 +233,7 @@ class PostgresStore:
         """SEQUENCE rises by one, atomically, when the fingerprint differs: instances that see the same
         edit agree on the number, so their feeds are the same bytes."""
         stamp = _ts(now)
-        with self._tx() as conn:
+        with self._auto() as conn:
             row = conn.execute(
                 "INSERT INTO events AS e VALUES (%s, %s, 0, %s, %s) ON CONFLICT (uid) DO UPDATE SET "
                 "fingerprint = excluded.fingerprint, sequence = e.sequence + 1, "
@@ -245,7 +259,7 @@ class PostgresStore:
     def put_snapshot(self, meeting: str, data: dict[str, Any], now: datetime) -> None:
         from psycopg.types.json import Jsonb
 
-        with self._tx() as conn:
+        with self._auto() as conn:
             conn.execute(
                 "INSERT INTO snapshots VALUES (%s, %s, %s) ON CONFLICT (meeting) DO UPDATE SET "
                 "data = excluded.data, updated = excluded.updated",
@@ -253,7 +267,7 @@ class PostgresStore:
             )
 
     def mark_mailing(self, key: str, state: str, now: datetime) -> None:
-        with self._tx() as conn:
+        with self._auto() as conn:
             conn.execute(
                 "INSERT INTO mailings VALUES (%s, %s, %s) ON CONFLICT (key) DO UPDATE SET "
                 "state = excluded.state, updated = excluded.updated",
@@ -326,7 +340,7 @@ class PostgresStore:
     def recover(self, now: datetime) -> int:
         """Put back rows whose lease expired (their instance died); a live instance's rows are left alone."""
         stamp = _ts(now)
-        with self._tx() as conn:
+        with self._auto() as conn:
             return conn.execute(
                 "UPDATE outbox SET status = 'queued', updated = %s, next_attempt = %s, lease_until = NULL "
                 "WHERE status = 'sending' AND (lease_until IS NULL OR lease_until < %s)",
@@ -372,14 +386,14 @@ class PostgresStore:
         ).fetchall()
 
     def mark_sent(self, row_id: str, now: datetime, reply: str) -> None:
-        with self._tx() as conn:
+        with self._auto() as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'sent', updated = %s, lease_until = NULL WHERE id = %s",
                 (_ts(now), row_id),
             )
 
     def mark_retry(self, row_id: str, now: datetime, error: str, next_attempt: datetime) -> None:
-        with self._tx() as conn:
+        with self._auto() as conn:
             # Only a row still being sent: one another instance took over and sent stays sent.
             conn.execute(
                 "UPDATE outbox SET status = 'queued', last_error = %s, updated = %s, next_attempt = %s, "
@@ -388,7 +402,7 @@ class PostgresStore:
             )
 
     def mark_failed(self, row_id: str, now: datetime, error: str) -> None:
-        with self._tx() as conn:
+        with self._auto() as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'failed', last_error = %s, updated = %s, lease_until = NULL "
                 "WHERE id = %s AND status <> 'sent'",
@@ -401,7 +415,7 @@ class PostgresStore:
             "UPDATE outbox SET status = 'queued', attempts = 0, updated = %s, next_attempt = %s "
             "WHERE status = 'failed'"
         )
-        with self._tx() as conn:
+        with self._auto() as conn:
             if ids is None:
                 return conn.execute(query, (stamp, stamp)).rowcount
             return conn.execute(query + " AND id = ANY(%s)", (stamp, stamp, list(ids))).rowcount
