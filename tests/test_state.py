@@ -211,3 +211,47 @@ def test_dump_and_load_move_everything(store, tmp_path):
     assert store.load(copy.dump(), replace=True) == counts and list(store.dump()) == rows
     assert not store.is_empty() and SQLiteStore(tmp_path / "empty.db").is_empty()
     copy.close()
+
+
+def test_a_state_file_deleted_or_replaced_under_a_running_store_stops_its_writes(tmp_path):
+    from scheduler.store import StoreError
+
+    path = tmp_path / "var" / "state.db"
+    store = SQLiteStore(path)
+    store.enqueue([msg(1), msg(2)], T0)
+    (row,) = store.claim(T0, 1)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StoreError, match="deleted while cyclogram was running"):
+        store.mark_sent(row.id, T0, "250 ok")
+    with pytest.raises(StoreError, match="deleted"):
+        store.claim(T0, 1)
+    assert not path.exists()  # nothing made afresh in its place
+    store.close()
+    path.parent.mkdir(exist_ok=True)
+    running = SQLiteStore(path)
+    SQLiteStore(tmp_path / "other.db").close()
+    (tmp_path / "other.db").rename(path)  # e.g. a restore while a process still runs
+    with pytest.raises(StoreError, match="replaced"):
+        running.enqueue([msg(3)], T0)
+    running.close()
+
+
+def test_an_empty_or_foreign_file_is_never_taken_for_a_new_store(tmp_path):
+    import sqlite3
+
+    from scheduler.store import StoreError
+
+    empty = tmp_path / "state.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError, match="0 bytes"):
+        SQLiteStore(empty)
+    assert empty.read_bytes() == b""
+    foreign = tmp_path / "notes.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE notes (x)").connection.commit()
+    with pytest.raises(StoreError, match="not a cyclogram state store"):
+        SQLiteStore(foreign)
+    newer = tmp_path / "newer.db"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 999").connection.commit()
+    with pytest.raises(StoreError, match="newer cyclogram"):
+        SQLiteStore(newer)
