@@ -166,3 +166,34 @@ def test_the_runner_reports_a_lasting_configuration_mismatch(config_copy, edit, 
     store.close()
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "config-mismatch" in r.getMessage()]
     assert len(errors) == 1 and "stale-host:1" in errors[0].getMessage()
+
+
+async def test_deliverers_on_postgresql_share_the_outbox_each_message_once(example, pg_url):
+    """No global lease on PostgreSQL: two instances (or a `send` beside the service) deliver at once."""
+    import asyncio
+
+    from scheduler.delivery import deliver
+    from scheduler.mailings import compose, queue
+    from scheduler.transport import SMTPSettings, SMTPTransport
+    from tests.smtp_server import Recorder, SMTPServer
+
+    clock = FixedClock(INVITED_AT)
+    a, b = open_url(pg_url), open_url(pg_url)
+    try:
+        for meeting in ("heads-2020-09",):
+            queue(a, example, compose(example, "invitation", meeting=meeting, store=a, now=clock.now()),
+                  now=clock.now())  # fmt: skip
+        with b.delivery_lease() as free:
+            assert free  # nothing held: both may deliver
+        rec = Recorder()
+        with SMTPServer(rec) as server:
+            t = SMTPTransport(SMTPSettings("127.0.0.1", server.port, timeout=5))
+            first, second = await asyncio.gather(
+                deliver(a, t, clock, concurrency=3), deliver(b, t, clock, concurrency=3)
+            )
+        assert first.sent + second.sent == 6 and first.failed == second.failed == 0
+        assert all(len(v) == 1 for v in rec.by_recipient().values()) and len(rec.by_recipient()) == 6
+        assert a.outbox_counts()["sent"] == 6
+    finally:
+        a.close()
+        b.close()
