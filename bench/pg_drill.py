@@ -63,7 +63,8 @@ def drill(url: str, n: int, seed: int, work: Path, notes: list[str]) -> bool:
         subprocess.run([*CLI, "--config", str(cfg), "plan", "--json"], capture_output=True, check=True).stdout
     )
     entry = next(e for e in plan["entries"] if e["kind"] == "invitation")
-    now = (datetime.fromisoformat(entry["at"]) + timedelta(minutes=1)).isoformat()
+    base = datetime.fromisoformat(entry["at"]) + timedelta(minutes=1)
+    t_base = time.monotonic()
     record = work / "sink.jsonl"
     rnd = random.Random(seed)
     env = {
@@ -74,7 +75,18 @@ def drill(url: str, n: int, seed: int, work: Path, notes: list[str]) -> bool:
         "CYCLOGRAM_SMTP_HOST": "127.0.0.1",
         "CYCLOGRAM_SMTP_SECURITY": "none",
     }
-    cmd = [*CLI, "--now", now, "run", "--no-serve"]
+
+    # Each instance's clock starts at `--now` when it starts: an instance started later is given a later
+    # instant, so all share one timeline, as wall clocks kept by NTP do (leases compare their clocks).
+    def cmd() -> list[str]:
+        return [
+            *CLI,
+            "--now",
+            (base + timedelta(seconds=time.monotonic() - t_base)).isoformat(),
+            "run",
+            "--no-serve",
+        ]
+
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs: list[Path] = []
     kills: list[tuple[str, float, int]] = []
@@ -84,7 +96,7 @@ def drill(url: str, n: int, seed: int, work: Path, notes: list[str]) -> bool:
         logs.append(log)
         with open(log, "wb") as fh:
             procs[name] = subprocess.Popen(
-                cmd, env={**os.environ, **env}, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                cmd(), env={**os.environ, **env}, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
@@ -92,7 +104,7 @@ def drill(url: str, n: int, seed: int, work: Path, notes: list[str]) -> bool:
     t0 = time.monotonic()
     with start(sink, None, work / "sink.log", port_from_stdout=True) as srv:
         env["CYCLOGRAM_SMTP_PORT"] = str(srv.port)
-        notes.append("$ " + shown(cmd, {k: v for k, v in env.items() if k != "CYCLOGRAM_DATABASE_URL"})
+        notes.append("$ " + shown(cmd(), {k: v for k, v in env.items() if k != "CYCLOGRAM_DATABASE_URL"})
                      + "   (three instances, CYCLOGRAM_DATABASE_URL set)")  # fmt: skip
         for name in ("a", "b", "c"):
             launch(name)
