@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "- Claim throughput (claim one row, mark it sent; 20 KB messages; in-process, same machine): "
         + "; ".join(rates),
         f"- Reference for the database itself: {reference}",
+        "- Leases compare the instances' clocks. A first run of this drill started each instance's `--now` clock at its own start, so the restarted instance ran 50 s behind the others: they took its live rows over as expired (486 duplicates of 2,000). Instances on one database need synchronised clocks (NTP); the drill now gives a later-started instance a later `--now`.",
         "",
         "```",
         *notes[:-1],
