@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scheduler.store import NewMessage, SQLiteStore, StateStore, open_url
 
@@ -255,3 +257,39 @@ def test_an_empty_or_foreign_file_is_never_taken_for_a_new_store(tmp_path):
     sqlite3.connect(newer).execute("PRAGMA user_version = 999").connection.commit()
     with pytest.raises(StoreError, match="newer cyclogram"):
         SQLiteStore(newer)
+
+
+# Deliverers that claim, finish or die at random moments: whatever the interleaving, a row is never held by
+# two live leases, a finished row is never claimed again, and every row is sent once a live deliverer gets it.
+_STEP = st.tuples(st.integers(0, 2), st.sampled_from(["send", "die", "wait"]), st.integers(0, 400))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_STEP, max_size=30))
+def test_leases_hold_under_any_interleaving(store, steps):
+    store.load([], replace=True)
+    store.enqueue([msg(i) for i in range(6)], T0)
+    now = T0
+    held: dict[str, datetime] = {}  # row id -> lease end, for rows a live or dead deliverer holds
+    sent: set[str] = set()
+    for _who, what, seconds in steps:
+        now += timedelta(seconds=seconds)
+        if what == "wait":
+            continue
+        for row in store.claim(now, 1):
+            assert row.id not in sent
+            assert row.id not in held or held[row.id] < now  # only an expired lease is taken over
+            assert row.in_doubt == (row.id in held)
+            if what == "send":
+                store.mark_sent(row.id, now, "250 ok")
+                sent.add(row.id)
+                held.pop(row.id, None)
+            else:  # the deliverer dies holding it
+                held[row.id] = now + LEASE
+    later = now + LEASE + timedelta(seconds=1)
+    while rows := store.claim(later, 5):
+        for row in rows:
+            assert row.id not in sent and row.in_doubt == (row.id in held)
+            store.mark_sent(row.id, later, "250 ok")
+            sent.add(row.id)
+    assert sent == {msg(i).id for i in range(6)} and store.outbox_counts()["sent"] == 6
