@@ -287,6 +287,8 @@ class PostgresStore:
                 "fingerprint = excluded.fingerprint, seen = excluded.seen",
                 (instance, fingerprint, _ts(now)),
             )
+            # Each start is a new name (host and pid): forget the ones gone for a day.
+            conn.execute("DELETE FROM instances WHERE seen < %s", (_ts(now) - timedelta(days=1),))
             rows = conn.execute(
                 "SELECT name, fingerprint, seen FROM instances WHERE name <> %s", (instance,)
             ).fetchall()

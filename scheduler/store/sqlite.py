@@ -291,6 +291,8 @@ class SQLiteStore:
                 "fingerprint = excluded.fingerprint, seen = excluded.seen",
                 (instance, fingerprint, _ts(now)),
             )
+            # Each start is a new name (host and pid): forget the ones gone for a day.
+            db.execute("DELETE FROM instances WHERE seen < ?", (_ts(now - timedelta(days=1)),))
             rows = db.execute(
                 "SELECT name, fingerprint, seen FROM instances WHERE name <> ?", (instance,)
             ).fetchall()
