@@ -350,42 +350,27 @@ class PostgresStore:
             ).rowcount
 
     def claim(self, now: datetime, limit: int) -> list[OutboxRow]:
-        """Lease up to `limit` due rows, skipping rows another instance is claiming at this moment.
+        """Lease up to `limit` due rows in one statement, skipping rows other instances are claiming.
 
         Rows whose lease expired come first and are marked in doubt: their deliverer died, perhaps after
-        the server took the message.
+        the server took the message. The queued rows are read only as far as needed (a UNION ALL under a
+        LIMIT stops early), so no row is locked that is not taken.
         """
         stamp = _ts(now)
-        until = stamp + self.lease
-        with self._tx() as conn:
-            rows = self._take(
-                conn,
-                "SELECT id FROM outbox WHERE status = 'sending' AND (lease_until IS NULL OR lease_until < %s) "
-                "ORDER BY lease_until NULLS FIRST LIMIT %s FOR UPDATE SKIP LOCKED",
-                (stamp, limit),
-                stamp,
-                until,
-            )
-            doubt = {r[0] for r in rows}
-            if len(rows) < limit:
-                rows += self._take(
-                    conn,
-                    "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt <= %s "
-                    "ORDER BY next_attempt, n LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (stamp, limit - len(rows)),
-                    stamp,
-                    until,
-                )
-        return [_row(r, in_doubt=r[0] in doubt) for r in rows]
-
-    @staticmethod
-    def _take(conn: Any, pick: str, args: tuple[Any, ...], stamp: datetime, until: datetime) -> list[Any]:
-        return conn.execute(
-            f"WITH picked AS ({pick}) "
-            "UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, updated = %s, lease_until = %s "
-            f"FROM picked, outbox_messages m WHERE o.id = picked.id AND m.id = o.id RETURNING {_COLUMNS}",
-            (*args, stamp, until),
-        ).fetchall()
+        with self._auto() as conn:
+            rows = conn.execute(
+                "WITH expired AS (SELECT id, TRUE AS doubt FROM outbox WHERE status = 'sending' "
+                "    AND (lease_until IS NULL OR lease_until < %(now)s) ORDER BY lease_until NULLS FIRST "
+                "    LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+                "due AS (SELECT id, FALSE AS doubt FROM outbox WHERE status = 'queued' AND next_attempt <= %(now)s "
+                "    ORDER BY next_attempt, n LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+                "picked AS ((SELECT * FROM expired) UNION ALL (SELECT * FROM due) LIMIT %(limit)s) "
+                "UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, updated = %(now)s, "
+                "lease_until = %(until)s FROM picked, outbox_messages m WHERE o.id = picked.id AND m.id = o.id "
+                f"RETURNING {_COLUMNS}, picked.doubt",
+                {"now": stamp, "limit": limit, "until": stamp + self.lease},
+            ).fetchall()
+        return [_row(r, in_doubt=bool(r[14])) for r in rows]
 
     def mark_sent(self, row_id: str, now: datetime, reply: str) -> None:
         with self._auto() as conn:
