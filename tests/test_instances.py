@@ -197,3 +197,48 @@ async def test_deliverers_on_postgresql_share_the_outbox_each_message_once(examp
     finally:
         a.close()
         b.close()
+
+
+async def test_feed_servers_on_one_database_serve_the_same_bytes(config_copy, edit, pg_url):
+    """Behind a load balancer any instance may answer: the same URL, the same feed, before and after an edit."""
+    import aiohttp
+
+    from scheduler.config import load_config
+    from scheduler.server import FeedServer
+
+    clock = FixedClock(INVITED_AT)
+    stores = [open_url(pg_url), open_url(pg_url)]
+    servers = [FeedServer(s, clock, config_copy) for s in stores]
+    try:
+        project = load_config(config_copy).project
+        ports = []
+        for server in servers:
+            server.update(project)
+            ports.append(await server.start("127.0.0.1", 0))
+        path = servers[0].private_path("school", "school-1")
+        assert path == servers[1].private_path("school", "school-1")  # one secret, one token
+
+        async def bodies() -> list[bytes]:
+            async with aiohttp.ClientSession() as http:
+                out = []
+                for port in ports:
+                    async with http.get(f"http://127.0.0.1:{port}{path}") as resp:
+                        assert resp.status == 200
+                        out.append(await resp.read())
+                return out
+
+        first = await bodies()
+        assert first[0] == first[1]
+        edit(SEED, "start: 2020-09-25 10:00", "start: 2020-09-25 11:00")
+        edit(SEED, "end: 2020-09-25 12:00", "end: 2020-09-25 13:00")
+        moved = load_config(config_copy).project
+        for server in servers:
+            server.update(moved)  # each instance rebuilds on its own; SEQUENCE rises once between them
+        second = await bodies()
+        assert second[0] == second[1] != first[0]
+        assert b"SEQUENCE:1" in second[0]
+    finally:
+        for server in servers:
+            await server.stop()
+        for s in stores:
+            s.close()
