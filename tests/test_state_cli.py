@@ -130,6 +130,10 @@ def test_every_command_works_on_postgresql(tmp_path, pg_url):
         "sent 0, failed 0, skipped 6"
         in _run(state, "send", "invitation", "heads-2020-09", "--yes", **env).output
     )
+    retried = _run(state, "outbox", "retry", **env)
+    assert retried.exit_code == 0 and "0 failed message(s) queued again" in retried.output
+    assert _run(state, "feeds", "rotate-secret", "--yes", **env).exit_code == 0
+    assert _run(state, "feeds", "urls", **env).output != urls.output  # the new secret, in the database
 
 
 def test_a_wrong_database_url_is_a_message_without_the_password(tmp_path, pg_base):
