@@ -200,6 +200,8 @@ def test_dump_and_load_move_everything(store, tmp_path):
     store.event_state("u", "f2", T0 + timedelta(hours=1))
     store.put_snapshot("m", {"place": "ГЦРО", "n": [1, 2]}, T0)
     store.mark_mailing("m/invitation", "sent", T0)
+    store.set_review("m/agenda", "approved", "fp", T0)
+    store.mark_notified(["m/agenda"], T0 + timedelta(minutes=1))
     store.enqueue([msg(i) for i in range(3)], T0)
     sent, failed = store.claim(T0, 2)
     store.mark_sent(sent.id, T0, "250 ok")
@@ -207,7 +209,7 @@ def test_dump_and_load_move_everything(store, tmp_path):
     rows = list(store.dump())
     copy = SQLiteStore(tmp_path / "copy.db")
     counts = copy.load(iter(rows))
-    assert counts == {"secrets": 1, "events": 1, "snapshots": 1, "mailings": 1, "outbox": 3}
+    assert counts == {"secrets": 1, "events": 1, "snapshots": 1, "mailings": 1, "reviews": 1, "outbox": 3}
     assert list(copy.dump()) == rows
     assert copy.outbox_counts() == {"queued": 1, "sending": 0, "sent": 1, "failed": 1}
     assert store.load(copy.dump(), replace=True) == counts and list(store.dump()) == rows

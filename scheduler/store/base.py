@@ -23,6 +23,7 @@ __all__ = [
     "EventState",
     "NewMessage",
     "OutboxRow",
+    "ReviewState",
     "StateStore",
     "StoreError",
     "lease_from_env",
@@ -38,7 +39,7 @@ STATUSES = ("queued", "sending", "sent", "failed")
 # row is taken from its deliverer only when that deliverer is gone.
 DEFAULT_LEASE = timedelta(minutes=5)
 # What a store holds, in the order `dump` yields it and `load` takes it (migration, backup, restore).
-TABLES = ("secrets", "events", "snapshots", "mailings", "outbox")
+TABLES = ("secrets", "events", "snapshots", "mailings", "reviews", "outbox")
 
 
 class StoreError(CyclogramError):
@@ -122,6 +123,21 @@ class OutboxRow:
     in_doubt: bool = False  # taken over from a deliverer whose lease expired: it may have been sent
 
 
+@dataclass(frozen=True)
+class ReviewState:
+    """Where one held mailing stands: drafted, approved (of this content), held, or withdrawn by an edit.
+
+    `fingerprint` is of the rendered content the state refers to (the approved content, for `approved`);
+    `notified` is when the organiser's digest last listed the draft.
+    """
+
+    key: str
+    state: str  # draft | approved | held | withdrawn
+    fingerprint: str
+    updated: datetime
+    notified: datetime | None = None
+
+
 class StateStore(Protocol):
     """Everything cyclogram keeps between runs: SQLite and PostgreSQL implement it and pass the same tests."""
 
@@ -151,6 +167,12 @@ class StateStore(Protocol):
     def note_instance(
         self, instance: str, fingerprint: str, now: datetime
     ) -> dict[str, tuple[str, datetime]]: ...
+
+    # review of held mailings, by mailing key
+    def review(self, key: str) -> ReviewState | None: ...
+    def reviews(self) -> dict[str, ReviewState]: ...
+    def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None: ...
+    def mark_notified(self, keys: Iterable[str], now: datetime) -> None: ...
 
     # outbox
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int: ...

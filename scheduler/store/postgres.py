@@ -9,7 +9,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .base import DEFAULT_LEASE, STATUSES, TABLES, EventState, NewMessage, OutboxRow, StoreError, redact_url
+from .base import (
+    DEFAULT_LEASE,
+    STATUSES,
+    TABLES,
+    EventState,
+    NewMessage,
+    OutboxRow,
+    ReviewState,
+    StoreError,
+    redact_url,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -43,6 +53,13 @@ _SCHEMA = [
     CREATE TABLE outbox_messages (id TEXT PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
                                   message BYTEA NOT NULL);
     CREATE TABLE instances (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen TIMESTAMPTZ NOT NULL);
+    """,
+    # version 2: the review of held mailings (drafts, approvals, holds)
+    """
+    CREATE TABLE reviews (
+        key TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        updated TIMESTAMPTZ NOT NULL, notified TIMESTAMPTZ
+    );
     """,
 ]
 
@@ -277,6 +294,30 @@ class PostgresStore:
     def mailing_states(self) -> dict[str, str]:
         return dict(self._all("SELECT key, state FROM mailings"))
 
+    # -- reviews ---------------------------------------------------------------------------------------
+    def review(self, key: str) -> ReviewState | None:
+        row = self._one(
+            "SELECT key, state, fingerprint, updated, notified FROM reviews WHERE key = %s", (key,)
+        )
+        return ReviewState(*row) if row else None
+
+    def reviews(self) -> dict[str, ReviewState]:
+        rows = self._all("SELECT key, state, fingerprint, updated, notified FROM reviews")
+        return {r[0]: ReviewState(*r) for r in rows}
+
+    def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None:
+        with self._auto() as conn:
+            conn.execute(
+                "INSERT INTO reviews (key, state, fingerprint, updated) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint, "
+                "updated = excluded.updated",
+                (key, state, fingerprint, _ts(now)),
+            )
+
+    def mark_notified(self, keys: Iterable[str], now: datetime) -> None:
+        with self._auto() as conn:
+            conn.execute("UPDATE reviews SET notified = %s WHERE key = ANY(%s)", (_ts(now), list(keys)))
+
     # -- instances -------------------------------------------------------------------------------------
     def note_instance(
         self, instance: str, fingerprint: str, now: datetime
@@ -455,6 +496,12 @@ class PostgresStore:
                 "SELECT key, state, updated FROM mailings ORDER BY key"
             ).fetchall():
                 yield "mailings", {"key": key, "state": state, "updated": updated}
+            for key, state, fp, updated, notified in conn.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews ORDER BY key"
+            ).fetchall():
+                yield "reviews", {
+                    "key": key, "state": state, "fingerprint": fp, "updated": updated, "notified": notified,
+                }  # fmt: skip
             with conn.cursor(name="cyclogram_dump") as cur:  # server-side: the outbox may not fit in memory
                 cur.execute(f"SELECT {_COLUMNS} FROM {_ROWS} ORDER BY o.n")
                 for r in cur:
@@ -468,7 +515,9 @@ class PostgresStore:
         counts = dict.fromkeys(TABLES, 0)
         with self._tx() as conn:
             if replace:
-                conn.execute("TRUNCATE secrets, events, snapshots, mailings, outbox, outbox_messages")
+                conn.execute(
+                    "TRUNCATE secrets, events, snapshots, mailings, reviews, outbox, outbox_messages"
+                )
             for table, r in rows:
                 if table == "secrets":
                     conn.execute("INSERT INTO secrets VALUES (%s, %s)", (r["name"], r["value"]))
@@ -492,6 +541,14 @@ class PostgresStore:
                     conn.execute(
                         "INSERT INTO mailings VALUES (%s, %s, %s)", (r["key"], r["state"], _ts(r["updated"]))
                     )
+                elif table == "reviews":
+                    conn.execute(
+                        "INSERT INTO reviews VALUES (%s, %s, %s, %s, %s)",
+                        (
+                            r["key"], r["state"], r["fingerprint"], _ts(r["updated"]),
+                            _ts(r["notified"]) if r["notified"] else None,
+                        ),
+                    )  # fmt: skip
                 elif table == "outbox":
                     # A row some deliverer had in hand: its lease is over at once, so the first instance
                     # to deliver takes it up (in doubt) instead of waiting.

@@ -13,7 +13,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .base import DEFAULT_LEASE, STATUSES, TABLES, EventState, NewMessage, OutboxRow, StoreError, state_dir
+from .base import (
+    DEFAULT_LEASE,
+    STATUSES,
+    TABLES,
+    EventState,
+    NewMessage,
+    OutboxRow,
+    ReviewState,
+    StoreError,
+    state_dir,
+)
 
 __all__ = ["SQLiteStore", "open_store"]
 
@@ -43,7 +53,14 @@ _SCHEMA = [
     INSERT INTO outbox_messages (id, message) SELECT id, message FROM outbox;
     ALTER TABLE outbox DROP COLUMN message;
     """,
-    # version 3: which configuration each running instance applies
+    # version 3: the review of held mailings (drafts, approvals, holds)
+    """
+    CREATE TABLE reviews (
+        key TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        updated TEXT NOT NULL, notified TEXT
+    );
+    """,
+    # version 4: which configuration each running instance applies
     """
     CREATE TABLE instances (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen TEXT NOT NULL);
     """,
@@ -298,6 +315,32 @@ class SQLiteStore:
             ).fetchall()
         return {name: (fp, _dt(seen)) for name, fp, seen in rows}
 
+    # -- reviews ---------------------------------------------------------------------------------------
+    def review(self, key: str) -> ReviewState | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews WHERE key = ?", (key,)
+            ).fetchone()
+        return _review(row) if row else None
+
+    def reviews(self) -> dict[str, ReviewState]:
+        with self._read() as db:
+            rows = db.execute("SELECT key, state, fingerprint, updated, notified FROM reviews").fetchall()
+        return {r[0]: _review(r) for r in rows}
+
+    def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO reviews (key, state, fingerprint, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint, "
+                "updated = excluded.updated",
+                (key, state, fingerprint, _ts(now)),
+            )
+
+    def mark_notified(self, keys: Iterable[str], now: datetime) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE reviews SET notified = ? WHERE key = ?", [(_ts(now), k) for k in keys])
+
     # -- outbox ----------------------------------------------------------------------------------------
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int:
         """Queue messages in one transaction; ones already in the outbox (by id) are left as they are."""
@@ -451,6 +494,10 @@ class SQLiteStore:
                 yield "snapshots", {"meeting": meeting, "data": json.loads(data), "updated": _dt(updated)}
             for key, state, updated in db.execute("SELECT key, state, updated FROM mailings ORDER BY key"):
                 yield "mailings", {"key": key, "state": state, "updated": _dt(updated)}
+            for r in db.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews ORDER BY key"
+            ):
+                yield "reviews", _review_row(_review(r))
             for r in db.execute(f"SELECT {_COLUMNS} FROM {_ROWS} ORDER BY outbox.rowid"):
                 row = _row(r)
                 yield "outbox", {f: getattr(row, f) for f in _OUTBOX_FIELDS}
@@ -460,7 +507,15 @@ class SQLiteStore:
         counts = dict.fromkeys(TABLES, 0)
         with self._tx() as db:
             if replace:
-                for table in ("secrets", "events", "snapshots", "mailings", "outbox", "outbox_messages"):
+                for table in (
+                    "secrets",
+                    "events",
+                    "snapshots",
+                    "mailings",
+                    "reviews",
+                    "outbox",
+                    "outbox_messages",
+                ):
                     db.execute(f"DELETE FROM {table}")
             for table, r in rows:
                 if table == "secrets":
@@ -485,6 +540,14 @@ class SQLiteStore:
                     db.execute(
                         "INSERT INTO mailings VALUES (?, ?, ?)", (r["key"], r["state"], _ts(r["updated"]))
                     )
+                elif table == "reviews":
+                    db.execute(
+                        "INSERT INTO reviews VALUES (?, ?, ?, ?, ?)",
+                        (
+                            r["key"], r["state"], r["fingerprint"], _ts(r["updated"]),
+                            _ts(r["notified"]) if r["notified"] else None,
+                        ),
+                    )  # fmt: skip
                 elif table == "outbox":
                     db.execute(
                         "INSERT INTO outbox (id, mailing, kind, meeting, recipient, revision, status, attempts, "
@@ -553,6 +616,14 @@ def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
     )
     fields.update(override)
     return OutboxRow(**fields)
+
+
+def _review_row(review: ReviewState) -> dict[str, Any]:
+    return {f: getattr(review, f) for f in ("key", "state", "fingerprint", "updated", "notified")}
+
+
+def _review(r: tuple[Any, ...]) -> ReviewState:
+    return ReviewState(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]) if r[4] else None)
 
 
 def open_store(
