@@ -168,3 +168,51 @@ def test_migrate_to_postgresql_and_back(tmp_path, pg_url):
     copy = SQLiteStore(tmp_path / "back.db")
     assert [r for r in copy.dump() if r[0] != "mailings"] == [r for r in before if r[0] != "mailings"]
     copy.close()
+
+
+def test_run_stops_delivering_loudly_when_its_state_file_vanishes(tmp_path):
+    """The state folder deleted under a running service: an ERROR naming the file, nothing made afresh."""
+    import selectors
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    state = tmp_path / "var"
+    env = _env(state, CYCLOGRAM_SMTP_RETRY_SECONDS="1")
+    env.pop("CYCLOGRAM_SMTP_HOST", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "--now", "2020-09-01T10:00+03:00", "run", "--no-serve"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    seen: list[str] = []
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+
+    def wait_for(text: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.2):
+                line = proc.stdout.readline().decode("utf-8", "replace")
+                if not line:
+                    return False
+                seen.append(line)
+                if text in line:
+                    return True
+        return False
+
+    try:
+        assert wait_for("still to come", 60), "".join(seen)
+        shutil.rmtree(state)
+        # The outbox worker's next claim (it polls every few seconds) finds the file gone.
+        assert wait_for("deleted while cyclogram was running", 60), "".join(seen)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        seen.append(out.decode("utf-8", "replace"))
+    text = "".join(seen)
+    assert "ERROR" in text and str(state / "state.db") in text and "Traceback" not in text
+    assert not (state / "state.db").exists()  # never a fresh store in its place

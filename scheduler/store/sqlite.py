@@ -207,6 +207,7 @@ class SQLiteStore:
         if str(self.path) == ":memory:":
             yield True
             return
+        self._check_file()  # a lock beside a vanished store would lock nothing anyone else looks at
         with open(self.path.with_name(self.path.name + ".deliver.lock"), "a+b") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
