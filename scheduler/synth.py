@@ -334,14 +334,13 @@ class _Gen:
         for i, tid in enumerate(self.team_ids):
             size = min(len(self.school_ids), r.randint(2, 8))
             members = sorted(r.sample(self.school_ids, size))
-            lead = members[0]
             out.append(
                 {
                     "id": tid,
                     "name": f"Команда «{self.topics[i]}»",
                     "schools": members,
                     "project": f"Авторский проект «{self.topics[i]}»",
-                    "contact": {"name": self.person(), "email": f"head@{lead}.example.org"},
+                    "contact": {"name": self.person(), "email": f"coordinator@{tid}.example.org"},
                 }
             )
         return out
