@@ -227,8 +227,12 @@ def mail_context(
     occurrence: datetime | None = None,
     changes: list[Change] | None = None,
     feed_url: str | None = None,
+    rsvp: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything a mail template may use. Every key is always present (StrictUndefined finds typos)."""
+    """Everything a mail template may use. Every key is always present (StrictUndefined finds typos).
+
+    `rsvp` holds the person's answer links by answer word (yes, no, maybe) and `page`.
+    """
     language = recipient.language
     try:
         school = project.school(recipient.school)
@@ -253,6 +257,7 @@ def mail_context(
         "action": _action_context(project, action) if action else None,
         "event": event_context(project, event, language, occurrence) if event else None,
         "feed_url": feed_url,
+        "rsvp": rsvp,
     }
 
 

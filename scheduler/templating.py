@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -108,6 +108,12 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
     return problems
 
 
+def _sample_links(project: Any, meeting: str, email: str) -> dict[str, str]:
+    from .rsvp.links import answer_urls
+
+    return answer_urls(project, "validate", meeting, email)
+
+
 def _render_problems(
     loaded: LoadedConfig, env: jinja2.Environment, used: dict[str, set[str]], languages: list[str]
 ) -> list[Problem]:
@@ -146,6 +152,9 @@ def _render_problems(
                     project, kind, recipient, meeting=meeting, action=action if kind == "action_reminder" else None,
                     event=event if kind == "event_reminder" else None, changes=changes,
                     feed_url=str(project.settings.base_url),
+                    rsvp=_sample_links(project, meeting.id, recipient.email)
+                    if meeting is not None and kind in ("invitation", "update", "rsvp_reminder")
+                    else None,
                 )  # fmt: skip
                 try:
                     render_templates(env, name, lang, context)

@@ -1,11 +1,23 @@
 """Where cyclogram keeps what it must remember between runs: the interface and its stores."""
 
-from .base import STATE_ENV, STATUSES, EventState, NewMessage, OutboxRow, StateStore, state_dir
+from .base import (
+    PARTSTATS,
+    STATE_ENV,
+    STATUSES,
+    Answer,
+    EventState,
+    NewMessage,
+    OutboxRow,
+    StateStore,
+    state_dir,
+)
 from .sqlite import SQLiteStore, open_store
 
 __all__ = [
+    "PARTSTATS",
     "STATE_ENV",
     "STATUSES",
+    "Answer",
     "EventState",
     "NewMessage",
     "OutboxRow",

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "PARTSTATS",
     "STATE_ENV",
     "STATUSES",
+    "Answer",
     "EventState",
     "NewMessage",
     "OutboxRow",
@@ -22,6 +24,7 @@ __all__ = [
 
 STATE_ENV = "CYCLOGRAM_STATE"
 STATUSES = ("queued", "sending", "sent", "failed")
+PARTSTATS = ("ACCEPTED", "DECLINED", "TENTATIVE")  # the answers a person can give (RFC 5545 PARTSTAT)
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -71,6 +74,19 @@ class OutboxRow:
     sender: str
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer to a meeting's invitation: one per (meeting, address), the latest given."""
+
+    meeting: str
+    email: str  # lower case: a person is their address, whichever case a client writes it in
+    partstat: str  # one of PARTSTATS
+    at: datetime  # when the person answered (the reply's DTSTAMP, or the moment the link was posted)
+    via: str  # "link" or "imap"
+    sequence: int | None = None  # the SEQUENCE the reply answered (imap only)
+    detail: str | None = None  # where it came from: the IMAP folder and UID
+
+
 class StateStore(Protocol):
     """Everything cyclogram keeps between runs. SQLite implements it; PostgreSQL can, with the same tests."""
 
@@ -105,5 +121,13 @@ class StateStore(Protocol):
 
     # one deliverer at a time: `recover` would otherwise take rows another process is still sending
     def delivery_lease(self) -> AbstractContextManager[bool]: ...
+
+    # answers to invitations (by link or from a calendar client's iTIP REPLY)
+    def record_answer(self, answer: Answer) -> bool: ...
+    def answers(self, meeting: str | None = None) -> list[Answer]: ...
+    def imap_seen(self, mailbox: str, uidvalidity: int) -> dict[int, str]: ...
+    def mark_imap_seen(
+        self, mailbox: str, uidvalidity: int, uid: int, outcome: str, detail: str, now: datetime
+    ) -> None: ...
 
     def close(self) -> None: ...

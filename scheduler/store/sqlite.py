@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import STATUSES, EventState, NewMessage, OutboxRow, state_dir
+from .base import PARTSTATS, STATUSES, Answer, EventState, NewMessage, OutboxRow, state_dir
 
 __all__ = ["SQLiteStore", "open_store"]
 
@@ -42,6 +42,18 @@ _SCHEMA = [
     CREATE TABLE outbox_messages (id TEXT PRIMARY KEY, message BLOB NOT NULL);
     INSERT INTO outbox_messages (id, message) SELECT id, message FROM outbox;
     ALTER TABLE outbox DROP COLUMN message;
+    """,
+    # version 3: answers to invitations, and the IMAP messages already read (by UIDVALIDITY and UID)
+    """
+    CREATE TABLE answers (
+        meeting TEXT NOT NULL, email TEXT NOT NULL, partstat TEXT NOT NULL, at TEXT NOT NULL,
+        via TEXT NOT NULL, sequence INTEGER, detail TEXT, PRIMARY KEY (meeting, email)
+    );
+    CREATE TABLE imap_seen (
+        mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+        outcome TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
     """,
 ]
 
@@ -313,6 +325,68 @@ class SQLiteStore:
         with self._lock:
             row = self._db.execute("SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'").fetchone()
         return _dt(row[0]) if row and row[0] else None
+
+    # -- answers ---------------------------------------------------------------------------------------
+    def record_answer(self, answer: Answer) -> bool:
+        """Keep the person's latest answer; an older one (a reply read late) changes nothing.
+
+        Returns whether the recorded answer changed. The same answer read twice (a message fetched
+        again after its folder's UIDVALIDITY changed) is no change, so every answer counts once.
+        """
+        if answer.partstat not in PARTSTATS:
+            raise ValueError(f"not an answer: {answer.partstat!r}")
+        email = answer.email.lower()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT partstat, at FROM answers WHERE meeting = ? AND email = ?", (answer.meeting, email)
+            ).fetchone()
+            if row is not None:
+                old_at = _dt(row[1])
+                if answer.at < old_at or (answer.at == old_at and answer.partstat == row[0]):
+                    return False
+            db.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(meeting, email) DO UPDATE SET "
+                "partstat = excluded.partstat, at = excluded.at, via = excluded.via, "
+                "sequence = excluded.sequence, detail = excluded.detail",
+                (
+                    answer.meeting,
+                    email,
+                    answer.partstat,
+                    _ts(answer.at),
+                    answer.via,
+                    answer.sequence,
+                    answer.detail,
+                ),
+            )
+            return True
+
+    def answers(self, meeting: str | None = None) -> list[Answer]:
+        query = "SELECT meeting, email, partstat, at, via, sequence, detail FROM answers"
+        args: tuple[Any, ...] = ()
+        if meeting is not None:
+            query += " WHERE meeting = ?"
+            args = (meeting,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY meeting, email", args).fetchall()
+        return [Answer(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def imap_seen(self, mailbox: str, uidvalidity: int) -> dict[int, str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uid, outcome FROM imap_seen WHERE mailbox = ? AND uidvalidity = ?",
+                (mailbox, uidvalidity),
+            ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def mark_imap_seen(
+        self, mailbox: str, uidvalidity: int, uid: int, outcome: str, detail: str, now: datetime
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO imap_seen VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mailbox, uidvalidity, uid) "
+                "DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, at = excluded.at",
+                (mailbox, uidvalidity, uid, outcome, detail, _ts(now)),
+            )
 
 
 _ROWS = "outbox JOIN outbox_messages USING (id)"
