@@ -721,5 +721,58 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
         raise SystemExit(1)
 
 
+# --- answers: rsvp fetch, attendance ---------------------------------------------------------------------
+
+
+@main.group()
+def rsvp() -> None:
+    """Answers to invitations: read the calendar clients' replies from the organiser's mailbox."""
+
+
+@rsvp.command("fetch")
+@with_context
+def rsvp_fetch(obj: Context) -> None:
+    """Read the mailbox over IMAP (CYCLOGRAM_IMAP_*) and record every invitation reply that checks out."""
+    from scheduler.rsvp.imap import ImapError, fetch_answers, imap_settings
+
+    settings = imap_settings()
+    if settings is None:
+        raise ImapError(
+            "no IMAP server set: set CYCLOGRAM_IMAP_HOST (see the README, Answers to invitations)"
+        )
+    report = fetch_answers(obj.load().project, obj.store(), obj.clock.now(), settings)
+    click.echo(f"{settings.describe()}: {report.summary()}")
+    for line in report.recorded:
+        click.echo(f"  {line}")
+    if report.left:
+        click.echo(f"{len(report.left)} message(s) left in place for a person to look at:")
+        for uid, verdict, lines in report.left:
+            for line in lines or [verdict]:
+                click.echo(f"  UID {uid} ({verdict}): {line}")
+
+
+@main.command()
+@click.argument("meeting")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: counts and attendees.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per school and person.")
+@with_context
+def attendance(obj: Context, meeting: str, as_json: bool, as_csv: bool) -> None:
+    """Who comes to MEETING: per school and person the answer, when, and how it came (link or imap)."""
+    from scheduler.mailings import resolve_meeting
+    from scheduler.rsvp.attendance import roster
+
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    project = obj.load().project
+    result = roster(project, obj.store(), resolve_meeting(project, meeting))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        return
+    if as_csv:
+        click.echo(result.as_csv(), nl=False)
+        return
+    click.echo(result.as_table(project.zone(project.meeting(meeting))))
+
+
 if __name__ == "__main__":
     sys.exit(main(prog_name="cyclogram"))

@@ -20,6 +20,7 @@ from aiohttp import web
 from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
+from .rsvp.pages import AnswerDesk, add_rsvp_routes
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_path, public_feed_url, verify_token, webcal_url
 
@@ -226,8 +227,11 @@ def _serve_bytes(
     return resp
 
 
-def make_app(source: Callable[[], Published | None]) -> web.Application:
-    """The web application; `source` returns the current build (None while none has succeeded)."""
+def make_app(source: Callable[[], Published | None], answers: AnswerDesk | None = None) -> web.Application:
+    """The web application; `source` returns the current build (None while none has succeeded).
+
+    With `answers`, it also serves the answer pages of the invitations' links (/rsvp/...).
+    """
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -249,6 +253,8 @@ def make_app(source: Callable[[], Published | None]) -> web.Application:
         )
 
     app = web.Application()
+    if answers is not None:
+        add_rsvp_routes(app, source, answers)  # before the catch-all: routes match in order
     app.router.add_get("/{tail:.*}", handle, allow_head=True)
     return app
 
@@ -275,7 +281,7 @@ class FeedServer:
         self._env = make_environment(config_dir)
         self._published: Published | None = None
         self._runner: web.AppRunner | None = None
-        self.app = make_app(lambda: self._published)
+        self.app = make_app(lambda: self._published, AnswerDesk(store, clock, self._env))
 
     @property
     def published(self) -> Published | None:

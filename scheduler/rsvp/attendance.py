@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from ..model import Meeting, Project
@@ -62,6 +62,19 @@ class Roster:
             "counts": self.counts,
             "attendees": [e.as_json() for e in self.entries],
         }
+
+    def as_table(self, zone: tzinfo) -> str:
+        """For the terminal: a line per school and person, then the counts (each person once)."""
+        rows = [("school", "person", "answer", "when", "via")]
+        for e in self.entries:
+            when = e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if e.at else ""
+            rows.append((e.school, f"{e.name} <{e.email}>", e.partstat, when, e.via or ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [f"{self.meeting}: {self.title}"]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        counts = self.counts
+        lines.append(", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({sum(counts.values())} people)")
+        return "\n".join(lines)
 
     def as_csv(self) -> str:
         out = io.StringIO()
