@@ -136,6 +136,15 @@ def _quietly_close(client: Any) -> None:
         client.shutdown() if hasattr(client, "shutdown") else None
 
 
+def _server_name(client: Any, folder: str) -> str:
+    """A folder path written with / in the server's own hierarchy delimiter (Dovecot often uses a dot)."""
+    listed = client.list_folders("", "")
+    delimiter = listed[0][1] if listed else None
+    if isinstance(delimiter, bytes):
+        delimiter = delimiter.decode("ascii", "replace")
+    return folder.replace("/", delimiter) if delimiter and delimiter != "/" else folder
+
+
 def _move(client: Any, uids: list[int], target: str) -> None:
     if not uids:
         return
@@ -172,9 +181,10 @@ def fetch_answers(
         except IMAPClientError as exc:
             raise ImapError(f"cannot open the IMAP folder {settings.folder!r}: {exc}") from None
         uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
-        if settings.done_folder and not client.folder_exists(settings.done_folder):
-            client.create_folder(settings.done_folder)
-            log.info("action=imap-folder-created folder=%r", settings.done_folder)
+        done = _server_name(client, settings.done_folder) if settings.done_folder else None
+        if done and not client.folder_exists(done):
+            client.create_folder(done)
+            log.info("action=imap-folder-created folder=%r", done)
         seen = store.imap_seen(settings.folder, uidvalidity)
         todo = [int(u) for u in client.search("ALL") if seen.get(int(u)) in (None, *LEFT)]
         matcher = Matcher(project, store, now)
@@ -208,8 +218,8 @@ def fetch_answers(
                             log.warning(
                                 "action=reply-left uid=%d outcome=%s detail=%r", uid, outcome.verdict, line
                             )
-        if settings.done_folder and handled:
-            _move(client, handled, settings.done_folder)
+        if done and handled:
+            _move(client, handled, done)
             report.moved = len(handled)
     except IMAPClientError as exc:
         raise ImapError(f"IMAP error while reading {settings.folder!r} at {settings.host}: {exc}") from None
