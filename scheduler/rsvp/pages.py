@@ -64,7 +64,8 @@ _HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     # The token is in the URL: never hand it to another site, never show the page in a frame.
-    "Referrer-Policy": "no-referrer",
+    # (same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on the page's own POST.)
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
