@@ -44,7 +44,7 @@ class ImapSettings:
 
 
 def imap_settings(environ: Mapping[str, str] | None = None) -> ImapSettings | None:
-    """IMAP settings from CYCLOGRAM_IMAP_*; None when no host is set (answers come by link only)."""
+    """IMAP settings from the environment (CYCLOGRAM_IMAP_HOST and the rest); None when no host is set (answers come by link only)."""
     env = os.environ if environ is None else environ
     host = env.get("CYCLOGRAM_IMAP_HOST", "").strip()
     if not host:
