@@ -188,3 +188,59 @@ def test_imap_failures_are_messages(config_copy, tmp_path, dovecot):
     assert unset.exit_code == 1 and "CYCLOGRAM_IMAP_HOST" in unset.output
     folder = _run(config_copy, state, FETCHED, "rsvp", "fetch", **dovecot.env(CYCLOGRAM_IMAP_FOLDER="Nope"))
     assert folder.exit_code == 1 and "cannot open the IMAP folder 'Nope'" in folder.output
+
+
+def _run_service_until(config: Path, state: Path, env_extra: dict[str, str], pattern: str) -> tuple[int, str]:
+    """Start `cyclogram run`, wait for a log line, stop it with SIGTERM; (exit code, stderr)."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import ROOT
+
+    env = _env(config, state, CYCLOGRAM_MAILDIR=str(state / "mail"), PYTHONUNBUFFERED="1", **env_extra)
+    proc = subprocess.Popen(
+        [sys.executable, "cli.py", "--now", FETCHED, "run", "--no-serve"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    watchdog = threading.Timer(90, proc.kill)
+    watchdog.start()
+    lines = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if pattern in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+        lines.append(rest)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, "".join(lines)
+
+
+def test_the_service_reads_the_mailbox_when_imap_is_set(config_copy, tmp_path, dovecot):
+    state = tmp_path / "var"
+    _append(dovecot, ["outlook.eml"])
+    code, err = _run_service_until(config_copy, state, dovecot.env(), "action=answers-fetched")
+    assert code == 0 and "Traceback" not in err, err
+    assert "action=answers-on" in err and "read 1 message(s): 1 recorded" in err
+    assert dovecot.password not in err
+    store = SQLiteStore(state / "state.db")
+    assert [(a.email, a.partstat, a.via) for a in store.answers(MEETING)] == [
+        ("head@school1.example.org", "ACCEPTED", "imap")
+    ]
+    store.close()
+
+
+def test_an_unreachable_mailbox_is_an_error_line_not_a_stop(config_copy, tmp_path, dovecot):
+    state = tmp_path / "var"
+    closed = dovecot.env(CYCLOGRAM_IMAP_PASSWORD="wrong")
+    code, err = _run_service_until(config_copy, state, closed, "action=answers-failed")
+    assert code == 0 and "Traceback" not in err, err
+    assert " ERROR " in next(line for line in err.splitlines() if "action=answers-failed" in line)
+    assert "refused the login" in err and "Stopped." not in err.split("action=answers-failed")[0]
