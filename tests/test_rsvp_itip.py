@@ -78,3 +78,56 @@ def test_no_calendar_body_makes_it_crash(body: str, encoding: str) -> None:
     ).encode("utf-8", "surrogatepass")
     parsed = parse_mail(raw)
     assert all(r.attendee and "@" in r.attendee for r in parsed.replies)
+
+
+def _calendar_parts(raw: bytes) -> list[bytes]:
+    import email
+
+    msg = email.message_from_bytes(raw)
+    return [
+        p.get_payload(decode=True)
+        for p in msg.walk()
+        if p.get_content_type() in ("text/calendar", "application/ics")
+    ]
+
+
+def test_the_samples_read_the_same_with_vobject():
+    """The sample replies are calendars another reader agrees on, not shapes only this parser accepts."""
+    import vobject
+
+    for name in ("outlook.eml", "gmail.eml", "apple.eml", "thunderbird.eml"):
+        raw = (REPLIES / name).read_bytes()
+        [mine] = parse_mail(raw).replies
+        for data in _calendar_parts(raw):
+            cal = vobject.readOne(data.decode("utf-8"))
+            event = cal.vevent
+            attendee = event.attendee
+            params = {k.upper(): v[0] for k, v in attendee.params.items()}
+            address = attendee.value.lower().removeprefix("mailto:")
+            if not address.count("@"):
+                address = params["EMAIL"].lower()
+            assert (event.uid.value, address, params["PARTSTAT"], int(event.sequence.value)) == (
+                mine.uid, mine.attendee, mine.partstat, mine.sequence,
+            ), name  # fmt: skip
+            assert event.dtstamp.value.astimezone(UTC) == mine.stamp, name
+
+
+def test_a_damaged_copy_beside_a_good_one_still_counts(tmp_path):
+    from scheduler.config import load_config
+    from scheduler.rsvp.replies import Matcher
+    from scheduler.store import SQLiteStore
+    from tests.conftest import EXAMPLE
+
+    raw = (REPLIES / "gmail.eml").read_bytes()
+    head, _, _ = raw.rpartition(b"Content-Transfer-Encoding: base64\r\n\r\n")
+    damaged = (
+        head + b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"BEGIN:VCALENDAR\r\n\x00")
+    )
+    damaged += b"\r\n--000000000000aaaa05af5bbbbbbb--\r\n"
+    store = SQLiteStore(tmp_path / "state.db")
+    outcome = Matcher(load_config(EXAMPLE).project, store, datetime(2020, 9, 20, tzinfo=UTC)).apply(
+        damaged, "t"
+    )
+    assert outcome.verdict == "recorded" and any("unreadable" in line for line in outcome.lines)
+    assert [a.partstat for a in store.answers()] == ["DECLINED"]
+    store.close()

@@ -82,12 +82,9 @@ class Matcher:
                 out.answers.append(answer)
         out.lines.extend(parsed.problems)
         left = [v for v in verdicts if v in LEFT]
-        if left:
-            out.verdict = left[0]
-        elif parsed.problems:
-            out.verdict = "malformed"
-        else:
-            out.verdict = next((v for v in HANDLED if v in verdicts), "unchanged")
+        # A damaged copy beside a good one (Gmail and Thunderbird send the calendar twice) is noted in
+        # the lines; the message still counts as handled when every reply in it was.
+        out.verdict = left[0] if left else next(v for v in HANDLED if v in verdicts)
         return out
 
     def _one(self, parsed: ParsedMail, reply: Reply, source: str) -> tuple[str, str, Answer | None]:
