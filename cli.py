@@ -755,15 +755,25 @@ def rsvp_fetch(obj: Context) -> None:
 @click.argument("meeting")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: counts and attendees.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per school and person.")
+@click.option(
+    "--url", "as_url", is_flag=True, help="Print the private URL of the roster page (for the organiser)."
+)
 @with_context
-def attendance(obj: Context, meeting: str, as_json: bool, as_csv: bool) -> None:
+def attendance(obj: Context, meeting: str, as_json: bool, as_csv: bool, as_url: bool) -> None:
     """Who comes to MEETING: per school and person the answer, when, and how it came (link or imap)."""
     from scheduler.mailings import resolve_meeting
     from scheduler.rsvp.attendance import roster
 
-    if as_json and as_csv:
-        raise click.UsageError("give --json or --csv, not both")
+    if sum((as_json, as_csv, as_url)) > 1:
+        raise click.UsageError("give one of --json, --csv and --url")
     project = obj.load().project
+    if as_url:
+        from scheduler.rsvp.links import roster_path
+        from scheduler.tokens import feed_secret
+
+        path = roster_path(feed_secret(obj.store()), resolve_meeting(project, meeting).id)
+        click.echo(str(project.settings.base_url).rstrip("/") + path)
+        return
     result = roster(project, obj.store(), resolve_meeting(project, meeting))
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))

@@ -16,7 +16,7 @@ import pytest
 from scheduler.clock import FixedClock
 from scheduler.config import load_config
 from scheduler.rsvp.attendance import roster
-from scheduler.rsvp.links import answer_path
+from scheduler.rsvp.links import answer_path, roster_path
 from scheduler.server import FeedServer
 from scheduler.store import SQLiteStore
 from scheduler.tokens import feed_secret, rotate_secret
@@ -150,6 +150,25 @@ async def test_a_cancelled_meeting_takes_no_answers(site: Site, edit) -> None:
     assert site.answers() == {}
 
 
+async def test_the_organisers_roster_page(site: Site, edit) -> None:
+    edit("participants.yaml", "Jane Smith", "Jane <b>Smith</b>")
+    site.server.update(load_config(site.config).project)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(site.base + site.path(EN, "yes"), allow_redirects=False) as posted:
+            assert posted.status == 303
+        path = roster_path(feed_secret(site.store), MEETING)
+        async with http.get(site.base + path) as page:
+            body = await page.text()
+            assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+        assert '<li data-key="ACCEPTED"><strong>1</strong> придёт</li>' in body
+        assert '<li data-key="NEEDS-ACTION"><strong>5</strong> нет ответа</li>' in body
+        assert "Jane &lt;b&gt;Smith&lt;/b&gt;" in body and "<b>Smith</b>" not in body
+        for wrong in (path[:-1] + "x", path.replace(MEETING, "network-seminar-2021-01"), "/attendance/x/y"):
+            async with http.get(site.base + wrong) as missing:
+                assert missing.status == 404
+    assert site.answers() == {EN: "ACCEPTED"}
+
+
 # -- headless Chromium: the person clicks -----------------------------------------------------------------
 
 
@@ -226,6 +245,14 @@ async def test_click_the_button_in_headless_chromium_and_see_the_roster_change(s
                 await tools.until("document.getElementById('current')?.dataset.partstat == 'DECLINED'")
                 changed = roster(project, site.store, meeting)
                 assert changed.counts["ACCEPTED"] == 0 and changed.counts["DECLINED"] == 1
+                # The organiser's roster page shows it too.
+                await tools.call(
+                    "Page.navigate", url=site.base + roster_path(feed_secret(site.store), MEETING)
+                )
+                declined = "document.querySelector('#counts [data-key=DECLINED] strong')?.textContent"
+                assert await tools.until(declined) == "1"
+                row = f"document.querySelector('tr[data-email=\"{RU}\"]').dataset.partstat"
+                assert await tools.js(row) == "DECLINED"
     finally:
         proc.terminate()
         await proc.wait()

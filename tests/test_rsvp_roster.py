@@ -136,5 +136,7 @@ def test_attendance_command_in_three_forms_with_formulas_neutralised(config_copy
     jane = next(r for r in rows if r["email"] == "head@school37.example.org")
     assert jane["name"].startswith("'=") and jane["partstat"] == "DECLINED" and jane["via"] == "link"
     assert [csv_safe(x) for x in ("+1", "-1", "@a", "\tx", "ok")] == ["'+1", "'-1", "'@a", "'\tx", "ok"]
+    url = _cli(config_copy, state, "attendance", MEETING, "--url").output.strip()
+    assert re.fullmatch(r"https://cyclogram\.example\.org/attendance/heads-2020-09/[\w-]{32}", url), url
     unknown = _cli(config_copy, state, "attendance", "nope")
     assert unknown.exit_code == 1 and "no meeting 'nope'" in unknown.output

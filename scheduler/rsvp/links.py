@@ -17,6 +17,8 @@ __all__ = [
     "answer_url",
     "answer_urls",
     "person_key",
+    "roster_path",
+    "roster_token",
     "split_token",
     "verify_answer_token",
 ]
@@ -68,6 +70,17 @@ def answer_path(secret: str, meeting: str, email: str, answer: str | None = None
 
 def answer_url(project: Project, secret: str, meeting: str, email: str, answer: str | None = None) -> str:
     return str(project.settings.base_url).rstrip("/") + answer_path(secret, meeting, email, answer)
+
+
+def roster_token(secret: str, meeting: str) -> str:
+    """The token of the organiser's private roster page of one meeting."""
+    message = f"roster:{meeting}".encode()
+    return _b64(hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()[:_MAC_BYTES])
+
+
+def roster_path(secret: str, meeting: str) -> str:
+    """/attendance/<meeting>/<token>: who comes, for the organiser (the link is the key: keep it private)."""
+    return f"/attendance/{meeting}/{roster_token(secret, meeting)}"
 
 
 def answer_urls(project: Project, secret: str, meeting: str, email: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,17 @@ from aiohttp import web
 from ..i18n import format_span
 from ..model import Meeting, MeetingStatus, Project, Recipient
 from ..store import Answer, StateStore
-from .links import ANSWERS, PARTSTAT_OF, WORD_OF, answer_path, person_key, split_token, verify_answer_token
+from .attendance import roster
+from .links import (
+    ANSWERS,
+    PARTSTAT_OF,
+    WORD_OF,
+    answer_path,
+    person_key,
+    roster_token,
+    split_token,
+    verify_answer_token,
+)
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -181,6 +192,76 @@ def _page(
     return resp
 
 
+_ROSTER_WORDS = {
+    "ru": {
+        "title": "Кто придёт",
+        "school": "Школа",
+        "person": "Кто",
+        "answer": "Ответ",
+        "when": "Когда",
+        "via": "Как",
+        "ACCEPTED": "придёт",
+        "DECLINED": "не придёт",
+        "TENTATIVE": "возможно",
+        "NEEDS-ACTION": "нет ответа",
+        "link": "по ссылке",
+        "imap": "из календаря",
+        "people": "человек",
+    },
+    "en": {
+        "title": "Who comes",
+        "school": "School",
+        "person": "Person",
+        "answer": "Answer",
+        "when": "When",
+        "via": "Via",
+        "ACCEPTED": "yes",
+        "DECLINED": "no",
+        "TENTATIVE": "maybe",
+        "NEEDS-ACTION": "no answer",
+        "link": "by link",
+        "imap": "from the calendar",
+        "people": "people",
+    },
+}
+
+
+def _roster_page(desk: AnswerDesk, project: Project, meeting: Meeting) -> web.Response:
+    """The organiser's view: the counts, then every school and person with their answer."""
+    lang = project.settings.language if project.settings.language in _ROSTER_WORDS else "ru"
+    words = _ROSTER_WORDS[lang]
+    zone = project.zone(meeting)
+    result = roster(project, desk.store, meeting)
+    rows = [
+        {
+            "school": e.school_title,
+            "name": e.name,
+            "email": e.email,
+            "partstat": e.partstat,
+            "answer": words[e.partstat],
+            "at": e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if e.at else "",
+            "via": words.get(e.via or "", ""),
+        }
+        for e in result.entries
+    ]
+    context = {
+        "lang": lang,
+        "t": words,
+        "project_title": project.settings.title,
+        "meeting": {
+            "title": meeting.title,
+            "when": format_span(project.meeting_start(meeting), project.meeting_end(meeting), lang, zone),
+        },
+        "counts": [{"key": k, "label": words[k], "n": n} for k, n in result.counts.items()],
+        "total": sum(result.counts.values()),
+        "rows": rows,
+    }
+    body = desk.env.get_template("web/attendance.html").render(context).encode("utf-8")
+    resp = web.Response(body=body, headers=_HEADERS)
+    resp.headers["Content-Type"] = "text/html; charset=utf-8"
+    return resp
+
+
 def _cross_site(request: web.Request, project: Project) -> bool:
     """A form posted from another site: its Origin names that site (browsers send Origin on POST)."""
     if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
@@ -229,6 +310,19 @@ def add_rsvp_routes(app: web.Application, source: Callable[[], Any], desk: Answe
         location = answer_path(visit.secret, visit.meeting.id, visit.person.email) + "?recorded=1"
         raise web.HTTPSeeOther(location, headers=_HEADERS)
 
+    async def attendance(request: web.Request) -> web.StreamResponse:
+        pub = source()
+        token = request.match_info["token"]
+        try:
+            meeting = pub.project.meeting(request.match_info["meeting"]) if pub is not None else None
+        except KeyError:
+            meeting = None
+        expected = roster_token(pub.secret, meeting.id).encode() if meeting is not None else b"-"
+        if meeting is None or not hmac.compare_digest(expected, token.encode("utf-8", "replace")):
+            return _not_found()
+        return _roster_page(desk, pub.project, meeting)
+
+    app.router.add_get("/attendance/{meeting}/{token}", attendance, allow_head=True)
     app.router.add_get("/rsvp/{meeting}/{token}", status, allow_head=True)
     app.router.add_get("/rsvp/{meeting}/{token}/{answer}", confirm, allow_head=True)
     app.router.add_post("/rsvp/{meeting}/{token}/{answer}", record)
