@@ -11,6 +11,8 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from scheduler.config import load_config
@@ -140,3 +142,27 @@ def test_attendance_command_in_three_forms_with_formulas_neutralised(config_copy
     assert re.fullmatch(r"https://cyclogram\.example\.org/attendance/heads-2020-09/[\w-]{32}", url), url
     unknown = _cli(config_copy, state, "attendance", "nope")
     assert unknown.exit_code == 1 and "no meeting 'nope'" in unknown.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.sampled_from(["ACCEPTED", "DECLINED", "TENTATIVE"]), st.booleans()),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_whatever_order_answers_arrive_in_the_latest_given_is_kept(answers) -> None:
+    store = SQLiteStore(":memory:")
+    try:
+        for minutes, partstat, by_link in answers:
+            store.record_answer(
+                _answer("head@school1.example.org", partstat, minutes, "link" if by_link else "imap")
+            )
+        latest = max(m for m, _, _ in answers)
+        # Of the answers given at the latest moment, the last one read wins.
+        expected = [p for m, p, _ in answers if m == latest][-1]
+        [kept] = store.answers(MEETING)
+        assert kept.partstat == expected and kept.at == NOW + timedelta(minutes=latest)
+    finally:
+        store.close()
