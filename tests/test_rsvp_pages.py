@@ -130,6 +130,20 @@ async def test_a_cross_site_form_is_refused(site: Site) -> None:
     assert site.answers() == {RU: "ACCEPTED"}
 
 
+async def test_a_person_of_two_schools_answers_for_both(site: Site, edit) -> None:
+    edit("participants.yaml", "head@school2.example.org", RU)
+    site.server.update(load_config(site.config).project)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(site.base + site.path(RU, "yes")) as page:
+            assert "Иванова Анна Петровна (СШ № 1, СШ № 2)" in await page.text()
+        async with http.post(site.base + site.path(RU, "yes"), allow_redirects=False) as posted:
+            assert posted.status == 303
+        async with http.get(site.base + roster_path(feed_secret(site.store), MEETING)) as page:
+            body = await page.text()
+    assert body.count(f'<tr data-email="{RU}" data-partstat="ACCEPTED">') == 2
+    assert '<li data-key="ACCEPTED"><strong>1</strong> придёт</li>' in body
+
+
 async def test_names_are_escaped(site: Site, edit) -> None:
     edit("meetings/2020-09-25-heads.yaml", "title: ", "title: <script>alert(1)</script> ")
     site.server.update(load_config(site.config).project)

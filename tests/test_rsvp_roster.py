@@ -106,13 +106,27 @@ def test_rsvp_reminder_is_off_by_default_and_goes_only_to_who_has_not_answered(c
 
 
 def test_one_person_heading_two_schools_answers_once_and_shows_under_both(config_copy, tmp_path, edit):
+    # Anna heads school-1 and school-2 and is a notified contact of lyceum-86.
     edit("participants.yaml", "head@school2.example.org", "head@school1.example.org")
-    project = load_config(config_copy).project
+    edit(
+        "participants.yaml",
+        'head: {name: "Соколов Дмитрий Владимирович", email: head@lyceum86.example.org}',
+        'head: {name: "Соколов Дмитрий Владимирович", email: head@lyceum86.example.org}\n'
+        '    contacts:\n      - {name: "Иванова Анна Петровна", email: head@school1.example.org, notify: true}',
+    )
+    loaded = load_config(config_copy)
+    project = loaded.project
     store = SQLiteStore(tmp_path / "state.db")
+    messages = compose(loaded, "invitation", meeting=MEETING, store=store, now=NOW)
+    anna = [m for m in messages if m.recipient == "head@school1.example.org"]
+    assert len(anna) == 1  # one message, one set of links
+    text = message_from_bytes(anna[0].message, policy=policy.default).get_body(("plain",)).get_content()
+    assert len(set(re.findall(r"/rsvp/heads-2020-09/([\w-]+)/", text))) == 1
     store.record_answer(_answer("head@school1.example.org", "ACCEPTED", 1))
     result = roster(project, store, project.meeting(MEETING))
     mine = [(e.school, e.partstat) for e in result.entries if e.email == "head@school1.example.org"]
-    assert mine == [("school-1", "ACCEPTED"), ("school-2", "ACCEPTED")]
+    assert mine == [("school-1", "ACCEPTED"), ("school-2", "ACCEPTED"), ("lyceum-86", "ACCEPTED")]
+    # Counted once: Anna, the deputy, gym3, lyceum86's head and school37's head are five people.
     assert result.counts == {"ACCEPTED": 1, "DECLINED": 0, "TENTATIVE": 0, "NEEDS-ACTION": 4}
     store.close()
 
