@@ -131,3 +131,76 @@ def test_a_damaged_copy_beside_a_good_one_still_counts(tmp_path):
     assert outcome.verdict == "recorded" and any("unreadable" in line for line in outcome.lines)
     assert [a.partstat for a in store.answers()] == ["DECLINED"]
     store.close()
+
+
+def _reply_calendar(attendee: str, partstat: str, with_method: bool, name: str) -> bytes:
+    lines = [
+        "BEGIN:VCALENDAR", "PRODID:-//Some Client//EN", "VERSION:2.0",
+        *(["METHOD:REPLY"] if with_method else []),
+        "BEGIN:VEVENT", f"UID:{UID}", "DTSTAMP:20200916T081502Z", "SEQUENCE:1",
+        f"ATTENDEE;CN={name};PARTSTAT={partstat}:mailto:{attendee}",
+        "END:VEVENT", "END:VCALENDAR", "",
+    ]  # fmt: skip
+    return "\r\n".join(lines).encode()
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    shape=st.sampled_from(["whole", "alternative", "mixed", "attachment-only", "octet-stream", "forwarded"]),
+    encoding=st.sampled_from(["base64", "quoted-printable", "8bit"]),
+    case=st.sampled_from([str.lower, str.upper, str.title]),
+    partstat=st.sampled_from(["ACCEPTED", "DECLINED", "TENTATIVE", "accepted"]),
+    with_method=st.booleans(),
+    name=st.sampled_from(["Иванова Анна", "Anna", '"Ivanova, Anna"']),
+)
+def test_a_reply_is_found_in_any_shape(shape, encoding, case, partstat, with_method, name) -> None:
+    """Whatever the nesting, transfer encoding, letter case and METHOD's place, the one reply is found."""
+    from email.message import EmailMessage
+
+    address = "head@school1.example.org"
+    cal = _reply_calendar(case(address), partstat, with_method, name)
+    params = {"method": "REPLY", "charset": "utf-8"}
+
+    def calendar_part(
+        kind: tuple[str, str] = ("text", "calendar"), filename: str | None = None
+    ) -> EmailMessage:
+        part = EmailMessage()
+        part.set_content(cal, kind[0], kind[1], cte=encoding, filename=filename)
+        if kind == ("text", "calendar"):
+            for key, value in params.items():
+                part.set_param(key, value)
+        return part
+
+    def envelope(msg: EmailMessage) -> EmailMessage:
+        msg["From"] = f"Anna <{case(address)}>"
+        msg["To"] = "gcro@example.org"
+        msg["Subject"] = "Re"
+        return msg
+
+    if shape == "whole":
+        msg = envelope(calendar_part())
+    else:
+        msg = envelope(EmailMessage())
+        msg.set_content("An answer.")
+        if shape == "alternative":
+            msg.add_alternative(cal, "text", "calendar", cte=encoding, params=params)
+        elif shape == "mixed":
+            msg.add_alternative(cal, "text", "calendar", cte=encoding, params=params)
+            msg.add_attachment(cal, "application", "ics", cte=encoding, filename="invite.ics")
+        elif shape == "attachment-only":
+            msg.add_attachment(cal, "text", "calendar", cte=encoding, filename="reply.ics", params=params)
+        elif shape == "octet-stream":
+            msg.add_attachment(cal, "application", "octet-stream", cte=encoding, filename="iCal-1.ics")
+        else:
+            inner = envelope(EmailMessage())
+            inner.set_content("An answer.")
+            inner.add_alternative(cal, "text", "calendar", cte=encoding, params=params)
+            msg.add_attachment(inner)
+    if not with_method and shape in ("octet-stream",):
+        return  # a calendar without METHOD in a part without a method parameter is no reply at all
+    parsed = parse_mail(msg.as_bytes())
+    assert parsed.problems == []
+    assert [(r.uid, r.attendee, r.partstat, r.sequence) for r in parsed.replies] == [
+        (UID, address, partstat.upper(), 1)
+    ]
+    assert parsed.sender == address

@@ -24,7 +24,7 @@ class Reply:
     uid: str
     attendee: str  # lower case, without mailto:
     partstat: str
-    sequence: int
+    sequence: int | None  # None when the reply leaves it out
     stamp: datetime | None  # DTSTAMP: when the client made the reply
 
 
@@ -98,10 +98,12 @@ def _replies(text: str, method_hint: str | None) -> tuple[str | None, list[Reply
         uid = str(event.get("UID") or "").strip()
         if not uid:
             raise ValueError("a VEVENT without UID")
+        # RFC 5546 lets a reply to SEQUENCE 0 leave it out; None says "not given", not "0".
+        raw_sequence = event.get("SEQUENCE")
         try:
-            sequence = int(str(event.get("SEQUENCE", 0)).strip() or 0)
+            sequence = int(str(raw_sequence).strip()) if raw_sequence is not None else None
         except ValueError:
-            raise ValueError(f"SEQUENCE is not a number: {event.get('SEQUENCE')!r}") from None
+            raise ValueError(f"SEQUENCE is not a number: {raw_sequence!r}") from None
         attendees = event.get("ATTENDEE")
         if attendees is None:
             raise ValueError(f"the reply to {uid} names no ATTENDEE")

@@ -104,7 +104,7 @@ class Matcher:
         if reply.partstat not in PARTSTATS:
             return "unsupported", f"{what}: PARTSTAT {reply.partstat} is not an answer cyclogram counts", None
         latest = self.sent_sequence(meeting, reply.attendee)
-        if latest is not None and reply.sequence < latest:
+        if latest is not None and reply.sequence is not None and reply.sequence < latest:
             return (
                 "stale",
                 f"{what}: answers SEQUENCE {reply.sequence}, older than the {latest} last sent; ignored",
