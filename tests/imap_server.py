@@ -29,6 +29,7 @@ class ImapServer:
     username: str
     password: str
     root: Path
+    tls_port: int | None = None  # implicit TLS (imaps), when started with a certificate
 
     def env(self, **extra: str) -> dict[str, str]:
         """The CYCLOGRAM_IMAP_* variables that point cyclogram at this server."""
@@ -54,7 +55,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(root: Path, port: int, user: str, group: str, uid: int, gid: int) -> str:
+def _config(root: Path, port: int, user: str, group: str, uid: int, gid: int, tls_port: int | None) -> str:
+    if tls_port is None:
+        ssl_lines, imaps = "ssl = no", "port = 0"
+    else:
+        ssl_lines = f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
+        imaps = f"address = 127.0.0.1\n    port = {tls_port}"
     return f"""
 base_dir = {root}/run
 state_dir = {root}/state
@@ -62,7 +68,7 @@ log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl_lines}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {user}
@@ -87,7 +93,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 service anvil {{
@@ -124,8 +130,16 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], deadline: float) -> bo
 
 
 @contextlib.contextmanager
-def run_dovecot(username: str = "organizer@example.org", password: str = "secret") -> Iterator[ImapServer]:
-    """Start Dovecot in the foreground with a config in a temporary folder; stop and remove it after."""
+def run_dovecot(
+    username: str = "organizer@example.org",
+    password: str = "secret",
+    *,
+    tls: tuple[bytes, bytes] | None = None,
+) -> Iterator[ImapServer]:
+    """Start Dovecot in the foreground with a config in a temporary folder; stop and remove it after.
+
+    With `tls` (certificate and key, PEM), it offers STARTTLS on its port and implicit TLS on `tls_port`.
+    """
     root = Path(tempfile.mkdtemp(prefix="cyclogram-dovecot-"))
     account = pwd.getpwnam(_UNPRIVILEGED) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
 
@@ -133,15 +147,20 @@ def run_dovecot(username: str = "organizer@example.org", password: str = "secret
     for sub in ("run", "state", "mail", "home"):
         (root / sub).mkdir()
     (root / "passwd").write_text(f"{username}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
+    if tls is not None:
+        (root / "cert.pem").write_bytes(tls[0])
+        (root / "key.pem").write_bytes(tls[1])
     for path in (root, *root.rglob("*")):
         os.chown(path, account.pw_uid, account.pw_gid)
     proc: subprocess.Popen[bytes] | None = None
     try:
         for _attempt in range(5):
             port = _free_port()
+            tls_port = _free_port() if tls is not None else None
             conf = root / "dovecot.conf"
             conf.write_text(
-                _config(root, port, account.pw_name, group, account.pw_uid, account.pw_gid), encoding="utf-8"
+                _config(root, port, account.pw_name, group, account.pw_uid, account.pw_gid, tls_port),
+                encoding="utf-8",
             )
             os.chown(conf, account.pw_uid, account.pw_gid)
             kwargs = {}
@@ -163,7 +182,7 @@ def run_dovecot(username: str = "organizer@example.org", password: str = "secret
                 (root / "dovecot.log").read_text(errors="replace") if (root / "dovecot.log").exists() else ""
             )
             raise RuntimeError(f"Dovecot did not start:\n{log[-3000:]}")
-        yield ImapServer("127.0.0.1", port, username, password, root)
+        yield ImapServer("127.0.0.1", port, username, password, root, tls_port)
     finally:
         if proc is not None:
             _stop(proc)

@@ -244,3 +244,35 @@ def test_an_unreachable_mailbox_is_an_error_line_not_a_stop(config_copy, tmp_pat
     assert code == 0 and "Traceback" not in err, err
     assert " ERROR " in next(line for line in err.splitlines() if "action=answers-failed" in line)
     assert "refused the login" in err and "Stopped." not in err.split("action=answers-failed")[0]
+
+
+def test_tls_and_starttls_check_the_servers_certificate(config_copy, tmp_path):
+    import trustme
+
+    if not dovecot_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Dovecot (Debian package dovecot-imapd) is required in CI")
+        pytest.skip("Dovecot (Debian package dovecot-imapd) is not installed")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    pem = (cert.cert_chain_pems[0].bytes(), cert.private_key_pem.bytes())
+    state = tmp_path / "var"
+    with run_dovecot(tls=pem) as server:
+        _append(server, ["outlook.eml"])
+        starttls = server.env(CYCLOGRAM_IMAP_SECURITY="starttls", CYCLOGRAM_IMAP_CA_FILE=str(ca_file))
+        result = _run(config_copy, state, FETCHED, "rsvp", "fetch", **starttls)
+        assert result.exit_code == 0 and "1 recorded" in result.output, result.output
+        assert server.tls_port is not None
+        implicit = server.env(
+            CYCLOGRAM_IMAP_SECURITY="tls", CYCLOGRAM_IMAP_PORT=str(server.tls_port),
+            CYCLOGRAM_IMAP_CA_FILE=str(ca_file),
+        )  # fmt: skip
+        result = _run(config_copy, state, FETCHED, "rsvp", "fetch", **implicit)
+        assert result.exit_code == 0 and "read 0 message(s)" in result.output, result.output
+        untrusted = {**implicit, "CYCLOGRAM_IMAP_CA_FILE": ""}
+        refused = _run(config_copy, state, FETCHED, "rsvp", "fetch", **untrusted)
+        assert (
+            refused.exit_code == 1 and "cannot connect" in refused.output and "certificate" in refused.output
+        )

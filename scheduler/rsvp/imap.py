@@ -38,6 +38,14 @@ class ImapSettings:
     folder: str = "INBOX"
     done_folder: str | None = None
     interval: int = 300
+    ca_file: str | None = None  # a CA bundle to trust besides the system's (a school's own server)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Certificates checked, always: against the system's CAs, or the bundle given."""
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ImapError(f"CYCLOGRAM_IMAP_CA_FILE {self.ca_file!r} cannot be used: {exc}") from None
 
     def describe(self) -> str:
         return f"{self.username}@{self.host}:{self.port} ({self.security}) folder {self.folder}"
@@ -79,7 +87,8 @@ def imap_settings(environ: Mapping[str, str] | None = None) -> ImapSettings | No
     done = env.get("CYCLOGRAM_IMAP_DONE_FOLDER", "").strip() or None
     if done is not None and done == folder:
         raise ImapError("CYCLOGRAM_IMAP_DONE_FOLDER must differ from the folder read (CYCLOGRAM_IMAP_FOLDER)")
-    return ImapSettings(host, port, security, username, password, folder, done, interval)
+    ca_file = env.get("CYCLOGRAM_IMAP_CA_FILE", "").strip() or None
+    return ImapSettings(host, port, security, username, password, folder, done, interval, ca_file)
 
 
 @dataclass
@@ -106,13 +115,15 @@ def _connect(settings: ImapSettings, context: ssl.SSLContext | None) -> Any:
     from imapclient.exceptions import IMAPClientError, LoginError
 
     where = f"{settings.host}:{settings.port}"
+    if context is None and settings.security != "none":
+        context = settings.ssl_context()
     try:
         if settings.security == "tls":
             client = IMAPClient(settings.host, settings.port, ssl=True, ssl_context=context, timeout=60)
         else:
             client = IMAPClient(settings.host, settings.port, ssl=False, timeout=60)
             if settings.security == "starttls":
-                client.starttls(context or ssl.create_default_context())
+                client.starttls(context)
     except (TimeoutError, OSError, IMAPClientError, ssl.SSLError) as exc:
         raise ImapError(f"cannot connect to the IMAP server {where}: {exc}") from None
     try:
