@@ -466,7 +466,7 @@ def send(
     _check_recipient_option(loaded, only, "--only")
     store = obj.store()
     now = obj.clock.now()
-    total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only)
+    total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only, store=store)
     if dry_run:
         messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
         new = [m for m in messages if store.has(m.id) is None]

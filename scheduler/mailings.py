@@ -230,15 +230,30 @@ def compose(
 
 
 def count_recipients(
-    loaded: LoadedConfig, kind: str, *, meeting: str, now: datetime, only: str | None = None
+    loaded: LoadedConfig,
+    kind: str,
+    *,
+    meeting: str,
+    now: datetime,
+    only: str | None = None,
+    store: StateStore | None = None,
 ) -> int:
-    """How many mailboxes a mailing reaches, without rendering anything (for a confirmation prompt)."""
+    """How many mailboxes a mailing reaches, without rendering anything (for a confirmation prompt).
+
+    With `store`, an rsvp_reminder counts only those who have not answered (whom it goes to).
+    """
     _check_kind(kind)
     project = loaded.project
-    return sum(
-        len(filter_recipients(project, _recipients(project, target), only))
-        for target in _targets(project, kind, meeting, None, now)
-    )
+    total = 0
+    for target in _targets(project, kind, meeting, None, now):
+        recipients = filter_recipients(project, _recipients(project, target), only)
+        if store is not None and target.kind == "rsvp_reminder" and target.meeting is not None:
+            from .rsvp.attendance import not_answered
+
+            silent = not_answered(store, target.meeting.id, [r.email for r in recipients])
+            recipients = [r for r in recipients if r.email.lower() in silent]
+        total += len(recipients)
+    return total
 
 
 def iter_compose(

@@ -180,3 +180,17 @@ def test_whatever_order_answers_arrive_in_the_latest_given_is_kept(answers) -> N
         assert kept.partstat == expected and kept.at == NOW + timedelta(minutes=latest)
     finally:
         store.close()
+
+
+def test_send_rsvp_reminder_asks_about_those_who_have_not_answered(config_copy, tmp_path):
+    state = tmp_path / "var"
+    store = SQLiteStore(state / "state.db")
+    for email in ("head@school1.example.org", "head@school2.example.org", "head@gym3.example.org"):
+        store.record_answer(_answer(email, "ACCEPTED", 1))
+    store.close()
+    env = {"CYCLOGRAM_CONFIG": str(config_copy), "CYCLOGRAM_STATE": str(state), "CYCLOGRAM_SMTP_HOST": ""}
+    result = CliRunner().invoke(
+        main, ["--now", "2020-09-20T10:00+03:00", "send", "rsvp_reminder", MEETING], env=env, input="y\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "to 3 recipient(s)" in result.output and "sent 3, failed 0" in result.output
