@@ -122,12 +122,13 @@ def test_link_and_client_answers_show_in_attendance_once(config_copy, tmp_path, 
 
     _append(dovecot, [
         "outlook.eml", "gmail.eml", "apple.eml", "thunderbird.eml",
-        "forged.eml", "stale.eml", "unknown-meeting.eml", "malformed.eml",
+        "forged.eml", "spoofed.eml", "stale.eml", "unknown-meeting.eml", "malformed.eml",
     ])  # fmt: skip
     imap = dovecot.env(CYCLOGRAM_IMAP_DONE_FOLDER="Cyclogram/Done")
     fetched = _run(config_copy, state, FETCHED, "rsvp", "fetch", **imap)
     assert fetched.exit_code == 0, fetched.output
-    assert "3 message(s) left in place" in fetched.output
+    assert "4 message(s) left in place" in fetched.output
+    assert "the receiving server found the sender forged (dmarc=fail)" in fetched.output
     assert (
         "forged" in fetched.output and "unknown-meeting" in fetched.output and "malformed" in fetched.output
     )
@@ -138,7 +139,7 @@ def test_link_and_client_answers_show_in_attendance_once(config_copy, tmp_path, 
         "head@school1.example.org": ("ACCEPTED", "imap"),  # Outlook
         "head@school2.example.org": ("DECLINED", "imap"),  # Gmail
         "head@gym3.example.org": ("TENTATIVE", "imap"),  # Apple Mail
-        "head@lyceum86.example.org": ("ACCEPTED", "imap"),  # Thunderbird
+        "head@lyceum86.example.org": ("ACCEPTED", "imap"),  # Thunderbird, not the spoofed DECLINED
         "head@school37.example.org": ("ACCEPTED", "link"),  # neither the forged nor the stale reply
         "deputy@school1.example.org": ("NEEDS-ACTION", None),
     }
@@ -151,7 +152,12 @@ def test_link_and_client_answers_show_in_attendance_once(config_copy, tmp_path, 
     assert len(_folder(dovecot, "Cyclogram.Done")) == 5
     left = _folder(dovecot, "INBOX")
     assert sorted(message_from_bytes(m)["Message-ID"] for m in left) == sorted(
-        ["<forged.eml@example.org>", "<unknown-meeting.eml@example.org>", "<malformed.eml@example.org>"]
+        [
+            "<forged.eml@example.org>",
+            "<spoofed.eml@example.org>",
+            "<unknown-meeting.eml@example.org>",
+            "<malformed.eml@example.org>",
+        ]
     )
 
     # Fetching again, and the same replies arriving again under new UIDs, count nothing twice.

@@ -204,3 +204,16 @@ def test_a_reply_is_found_in_any_shape(shape, encoding, case, partstat, with_met
         (UID, address, partstat.upper(), 1)
     ]
     assert parsed.sender == address
+
+
+def test_the_receiving_servers_dmarc_fail_marks_a_spoofed_from():
+    parsed = parse_mail((REPLIES / "spoofed.eml").read_bytes())
+    assert parsed.sender == "head@lyceum86.example.org" and parsed.spoofed == "dmarc=fail"
+    # The sample also carries a "dmarc=pass" the sender wrote below the server's header: it is not read.
+    # Only the topmost one is the receiving server's, so with a passing one on top the reply is believed.
+    raw = (
+        b"Authentication-Results: mx; dkim=pass; spf=pass; dmarc=pass\r\n"
+        + (REPLIES / "spoofed.eml").read_bytes()
+    )
+    assert parse_mail(raw).spoofed is None
+    assert parse_mail((REPLIES / "thunderbird.eml").read_bytes()).spoofed is None

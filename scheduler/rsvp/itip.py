@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import Message
@@ -37,6 +38,7 @@ class ParsedMail:
     replies: list[Reply] = field(default_factory=list)
     calendars: int = 0  # calendar parts seen, of any method
     problems: list[str] = field(default_factory=list)
+    spoofed: str | None = None  # the receiving server's verdict when it found the From forged
 
 
 def _address(value: str) -> str | None:
@@ -119,6 +121,25 @@ def _replies(text: str, method_hint: str | None) -> tuple[str | None, list[Reply
     return method, out
 
 
+_FAILS = re.compile(r"\b(dmarc|spf|dkim)=(fail|softfail|pass)\b", re.I)
+
+
+def _spoofed(msg: Message) -> str | None:
+    """The receiving server's own Authentication-Results (the topmost: it prepends it) when they say the
+    From domain failed DMARC, or SPF failed with no DKIM pass. A sender can add headers of its own, but only
+    below the server's, and a false "fail" would only make us stricter, so the top one is safe to believe.
+    """
+    header = msg.get("Authentication-Results")
+    if header is None:
+        return None
+    results = {name.lower(): verdict.lower() for name, verdict in _FAILS.findall(str(header))}
+    if results.get("dmarc") == "fail":
+        return "dmarc=fail"
+    if results.get("spf") in ("fail", "softfail") and results.get("dkim") != "pass":
+        return f"spf={results['spf']}"
+    return None
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     """Every iTIP REPLY anywhere in the message; a part that cannot be read becomes a problem, never an error.
 
@@ -134,7 +155,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
             when = when.replace(tzinfo=UTC)
     except (TypeError, ValueError, IndexError):
         when = None
-    parsed = ParsedMail(sender, when)
+    parsed = ParsedMail(sender, when, spoofed=_spoofed(msg))
     seen: set[Reply] = set()
     for count, part in enumerate(msg.walk()):
         if count > _MAX_PARTS:

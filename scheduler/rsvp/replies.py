@@ -95,6 +95,8 @@ class Matcher:
         invited = self.invited(meeting)
         if reply.attendee not in invited:
             return "unknown-attendee", f"{what}: {reply.attendee} was not invited to {meeting.id}", None
+        if parsed.spoofed is not None:
+            return "forged", f"{what}: the receiving server found the sender forged ({parsed.spoofed})", None
         if parsed.sender != reply.attendee:
             return (
                 "forged",
