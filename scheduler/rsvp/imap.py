@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
@@ -143,8 +144,9 @@ def _connect(settings: ImapSettings, context: ssl.SSLContext | None) -> Any:
 def _quietly_close(client: Any) -> None:
     try:
         client.logout()
-    except Exception:  # the connection is going away anyway
-        client.shutdown() if hasattr(client, "shutdown") else None
+    except Exception:  # the connection is going away anyway: drop it without a word
+        with contextlib.suppress(Exception):
+            client.shutdown()
 
 
 def _server_name(client: Any, folder: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from ..model import Meeting, Project
 from ..store import PARTSTATS, Answer, StateStore
 from .itip import ParsedMail, Reply, parse_mail
 
-__all__ = ["HANDLED", "LEFT", "Matcher", "Outcome"]
+__all__ = ["HANDLED", "LEFT", "NOT_A_REPLY", "Matcher", "Outcome"]
 
 # Outcomes of one message. HANDLED ones are done with (moved to the done folder); LEFT ones stay where
 # they are for a person to look at; a message without any REPLY is none of our business.
@@ -129,8 +128,3 @@ def _calendar_sequence(message: bytes) -> int | None:
                 if found:
                     return int(found.group(1))
     return None
-
-
-def log_line(uid: int, outcome: Outcome, echo: Callable[[str], None]) -> None:
-    for line in outcome.lines:
-        echo(f"  UID {uid}: {line}")
