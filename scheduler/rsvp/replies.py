@@ -41,7 +41,7 @@ class Matcher:
         self.project, self.store, self.now = project, store, now
         self._by_uid = {uid_for(project, "meeting", m.id).lower(): m for m in project.meetings}
         self._invited: dict[str, dict[str, str]] = {}
-        self._sent: dict[str, dict[str, int]] = {}
+        self._sent: dict[tuple[str, str], int | None] = {}
 
     def invited(self, meeting: Meeting) -> dict[str, str]:
         """The addresses (lower case) the meeting's mail goes to."""
@@ -53,16 +53,15 @@ class Matcher:
 
     def sent_sequence(self, meeting: Meeting, attendee: str) -> int | None:
         """The highest SEQUENCE of the calendar messages delivered to `attendee` about the meeting."""
-        if meeting.id not in self._sent:
-            latest: dict[str, int] = {}
-            for kind in _IMIP_KINDS:
-                for row in self.store.outbox(status="sent", mailing=f"{meeting.id}/{kind}"):
-                    seq = _calendar_sequence(row.message)
-                    if seq is not None:
-                        key = row.recipient.lower()
-                        latest[key] = max(seq, latest.get(key, seq))
-            self._sent[meeting.id] = latest
-        return self._sent[meeting.id].get(attendee)
+        key = (meeting.id, attendee)
+        if key not in self._sent:
+            sequences = [
+                seq
+                for row in self.store.sent_to(meeting.id, attendee)
+                if row.kind in _IMIP_KINDS and (seq := _calendar_sequence(row.message)) is not None
+            ]
+            self._sent[key] = max(sequences) if sequences else None
+        return self._sent[key]
 
     def apply(self, raw: bytes, source: str) -> Outcome:
         """Parse one message and record every reply in it that checks out."""

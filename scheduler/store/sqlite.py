@@ -54,6 +54,7 @@ _SCHEMA = [
         outcome TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
         PRIMARY KEY (mailbox, uidvalidity, uid)
     );
+    CREATE INDEX outbox_sent_to ON outbox (meeting, recipient COLLATE NOCASE);
     """,
 ]
 
@@ -327,6 +328,16 @@ class SQLiteStore:
         return _dt(row[0]) if row and row[0] else None
 
     # -- answers ---------------------------------------------------------------------------------------
+    def sent_to(self, meeting: str, recipient: str) -> list[OutboxRow]:
+        """The messages about a meeting delivered to one address (any case), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM {_ROWS} WHERE meeting = ? AND status = 'sent' "
+                "AND recipient = ? COLLATE NOCASE ORDER BY created, id",
+                (meeting, recipient),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
     def record_answer(self, answer: Answer) -> bool:
         """Keep the person's latest answer; an older one (a reply read late) changes nothing.
 
