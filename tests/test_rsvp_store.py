@@ -16,10 +16,7 @@ MEETING = "heads-2020-09"
 
 @pytest.fixture(params=["sqlite"])
 def store(request, tmp_path: Path) -> Iterator[StateStore]:
-    url = (
-        f"sqlite:{tmp_path / 'state.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
-    s = open_url(url)
+    s = SQLiteStore(tmp_path / "state.db")
     yield s
     s.close()
 
