@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.store import Answer, NewMessage, StateStore
+from scheduler.store import Answer, NewMessage, SQLiteStore, StateStore
 
 T0 = datetime(2020, 9, 16, 8, 0, tzinfo=UTC)
 MEETING = "heads-2020-09"
