@@ -8,6 +8,7 @@ from .base import (
     EventState,
     NewMessage,
     OutboxRow,
+    ReviewState,
     StateStore,
     state_dir,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "EventState",
     "NewMessage",
     "OutboxRow",
+    "ReviewState",
     "SQLiteStore",
     "StateStore",
     "open_store",
