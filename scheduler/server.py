@@ -338,6 +338,7 @@ class FeedServer:
         """The organiser's page (rendered at each request: the outbox moves) or their all-items feed."""
         from .feeds import ORGANISER_FEED
         from .organiser import organiser_context, render_organiser, resolve_organiser
+        from .rsvp.attendance import answers_overview
 
         what = resolve_organiser(pub.secret, request.path)
         if what == "feed":
@@ -348,6 +349,7 @@ class FeedServer:
         if what != "page":
             return None
         context = organiser_context(pub.project, self._store, self._clock.now(), self._config_dir)
+        context["answers"] = answers_overview(pub.project, self._store, self._clock.now(), pub.secret)
         body = render_organiser(self._env, context)
         return web.Response(
             body=body,

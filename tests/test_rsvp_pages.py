@@ -130,6 +130,20 @@ async def test_a_cross_site_form_is_refused(site: Site) -> None:
     assert site.answers() == {RU: "ACCEPTED"}
 
 
+async def test_the_organisers_page_shows_the_counts_of_each_coming_meeting(site: Site) -> None:
+    from scheduler.organiser import organiser_page_path
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(site.base + site.path(EN, "no"), allow_redirects=False) as posted:
+            assert posted.status == 303
+        async with http.get(site.base + organiser_page_path(feed_secret(site.store))) as page:
+            body = await page.text()
+            assert page.status == 200
+    row = body.split(f'<tr data-meeting="{MEETING}">')[1].split("</tr>")[0]
+    assert '<td class="DECLINED">1</td>' in row and '<td class="NEEDS-ACTION">5</td>' in row
+    assert f'href="{roster_path(feed_secret(site.store), MEETING)}"' in row
+
+
 async def test_a_person_of_two_schools_answers_for_both(site: Site, edit) -> None:
     edit("participants.yaml", "head@school2.example.org", RU)
     site.server.update(load_config(site.config).project)

@@ -11,7 +11,7 @@ from typing import Any
 from ..model import Meeting, Project
 from ..store import PARTSTATS, Answer, StateStore
 
-__all__ = ["COUNT_KEYS", "Roster", "RosterEntry", "csv_safe", "not_answered", "roster"]
+__all__ = ["COUNT_KEYS", "Roster", "RosterEntry", "answers_overview", "csv_safe", "not_answered", "roster"]
 
 COUNT_KEYS = (*PARTSTATS, "NEEDS-ACTION")
 
@@ -132,3 +132,32 @@ def not_answered(store: StateStore, meeting: str, emails: list[str]) -> set[str]
     """The addresses (lower case) among `emails` with no answer recorded for the meeting."""
     answered = {a.email.lower() for a in store.answers(meeting)}
     return {e.lower() for e in emails} - answered
+
+
+def answers_overview(project: Project, store: StateStore, now: datetime, secret: str) -> list[dict[str, Any]]:
+    """For the organiser's page: each meeting not yet over, its counts and its private roster page."""
+    from ..i18n import format_span
+    from .links import roster_path
+
+    language = project.settings.language
+    out = []
+    for meeting in project.meetings:
+        if project.meeting_end(meeting) <= now:
+            continue
+        result = roster(project, store, meeting)
+        out.append(
+            {
+                "id": meeting.id,
+                "title": meeting.title,
+                "when": format_span(
+                    project.meeting_start(meeting),
+                    project.meeting_end(meeting),
+                    language,
+                    project.zone(meeting),
+                ),
+                "cancelled": meeting.status.value == "cancelled",
+                "counts": result.counts,
+                "roster": roster_path(secret, meeting.id),
+            }
+        )
+    return out
