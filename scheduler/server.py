@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .errors import TemplateProblem
 from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
+from .messages import meeting_when, when_text
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
 from .rsvp.pages import AnswerDesk, add_rsvp_routes
 from .templating import make_environment
@@ -86,7 +87,7 @@ def _event_rows(project: Project, event: KeyEvent, language: str) -> list[tuple[
         return [(first, label, event.title)]
     if isinstance(when, MonthOnly):
         tbd = "дата уточняется" if language == "ru" else "date to be fixed"
-        return [(when.first_day, f"{format_month(when.first_day, language)} ({tbd})", event.title)]
+        return [(when.first_day, f"{when_text(project, event, language)} ({tbd})", event.title)]
     assert isinstance(when, Recurrence)
     rows = []
     for day in when.occurrences():
@@ -105,18 +106,18 @@ def index_context(project: Project, language: str) -> dict[str, Any]:
     entries: list[tuple[date, str, dict[str, Any]]] = []
     # The page is public: it shows what is addressed to everyone, as the public feeds do.
     for meeting in (m for m in project.meetings if m.audience.all):
-        start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+        start = project.meeting_start(meeting)
         entries.append(
             (
                 start.date(),
                 start.isoformat(),
                 {
-                    "when": format_span(start, end, language, project.zone(meeting)),
+                    "when": meeting_when(project, meeting, language),
                     "title": meeting.title,
                     "kind": "meeting",
                     "anchor": meeting.id,
                     "cancelled": meeting.status is MeetingStatus.cancelled,
-                    "place": meeting.place.one_line(),
+                    "place": meeting.location,
                 },
             )
         )
