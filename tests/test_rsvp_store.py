@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.store import Answer, NewMessage, SQLiteStore, StateStore
+from scheduler.store import Answer, NewMessage, StateStore, open_url
 
 T0 = datetime(2020, 9, 16, 8, 0, tzinfo=UTC)
 MEETING = "heads-2020-09"
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path: Path) -> Iterator[StateStore]:
-    s = SQLiteStore(tmp_path / "state.db")
+    url = (
+        f"sqlite:{tmp_path / 'state.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    )
+    s = open_url(url)
     yield s
     s.close()
 
@@ -66,3 +69,16 @@ def test_sent_to_finds_one_persons_delivered_messages_in_any_case(store: StateSt
             store.mark_failed(row.id, T0, "550 no")
     assert [r.kind for r in store.sent_to(MEETING, "HEAD@school1.example.org")] == ["invitation"]
     assert store.sent_to("other-meeting", "head@school1.example.org") == []
+
+
+def test_answers_travel_with_a_dump(store: StateStore, tmp_path: Path) -> None:
+    store.record_answer(_answer("head@school1.example.org", "ACCEPTED", 10))
+    store.mark_imap_seen("INBOX", 7, 3, "recorded", "UID 3", T0)
+    copy = open_url(f"sqlite:{tmp_path / 'copy.db'}")
+    try:
+        counts = copy.load(store.dump())
+        assert counts["answers"] == 1 and counts["imap_seen"] == 1
+        assert copy.answers(MEETING) == store.answers(MEETING)
+        assert copy.imap_seen("INBOX", 7) == {3: "recorded"}
+    finally:
+        copy.close()
