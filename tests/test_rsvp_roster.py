@@ -155,7 +155,7 @@ def test_attendance_command_in_three_forms_with_formulas_neutralised(config_copy
     url = _cli(config_copy, state, "attendance", MEETING, "--url").output.strip()
     assert re.fullmatch(r"https://cyclogram\.example\.org/attendance/heads-2020-09/[\w-]{32}", url), url
     unknown = _cli(config_copy, state, "attendance", "nope")
-    assert unknown.exit_code == 1 and "no meeting 'nope'" in unknown.output
+    assert unknown.exit_code == 2 and "no meeting 'nope'" in unknown.output
 
 
 @settings(max_examples=60, deadline=None)
