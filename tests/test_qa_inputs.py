@@ -1,0 +1,40 @@
+"""Odd YAML types a new user writes by mistake: each refused with a located message, never read as nonsense."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_config import only, problems_of
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "path"),
+    [
+        # YAML reads `yes`/`true` as a boolean, which pydantic would take for the number 1
+        (
+            "project.yaml",
+            "invitation: {days_before: 14",
+            "invitation: {days_before: true",
+            "mailings.invitation.days_before",
+        ),
+        ("project.yaml", "catch_up_hours: 24", "catch_up_hours: yes", "mailings.catch_up_hours"),
+        # ... or for a time of day: `time: true` would be 00:01
+        (
+            "cyclogram.yaml",
+            'time: "15:00", end_time: "16:30"',
+            'time: true, end_time: "16:30"',
+            "events[0].when.time",
+        ),
+        (
+            "project.yaml",
+            'reminder: {days_before: 1, at: "09:00"}',
+            "reminder: {days_before: 1, at: false}",
+            "mailings.reminder.at",
+        ),
+    ],
+)
+def test_a_boolean_is_not_a_number_nor_an_hour(config_copy, edit, file, old, new, path):
+    edit(file, old, new)
+    p = only(problems_of(config_copy), file, path)
+    assert "true/false" in p.message
+    assert p.line is not None
