@@ -196,8 +196,14 @@ def _parse_clock(value: Any) -> Any:
         raise ValueError('a time of day such as "10:00" is expected here, not true/false')
     if isinstance(value, str):
         return value.strip().replace(".", ":")
-    if isinstance(value, int):  # YAML 1.1 reads 10:00 as sexagesimal 600
+    if isinstance(value, int):
+        # YAML 1.1 reads 10:00 as sexagesimal 600; below 60 it was a bare number (`at: 10`), which
+        # would become 00:10, and past a day it is no hour at all
+        if not 60 <= value < 24 * 60:
+            raise ValueError(f'a time of day such as "10:00" is expected here, not the number {value}')
         return time(value // 60, value % 60)
+    if isinstance(value, float):  # pydantic would take 1.5 for 1.5 seconds past midnight
+        raise ValueError(f'a time of day such as "10:00" is expected here, not the number {value}')
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 
 from tests.test_config import only, problems_of
@@ -38,3 +40,22 @@ def test_a_boolean_is_not_a_number_nor_an_hour(config_copy, edit, file, old, new
     p = only(problems_of(config_copy), file, path)
     assert "true/false" in p.message
     assert p.line is not None
+
+
+@pytest.mark.parametrize("value", ["10", "1.5", "1500"])
+def test_a_bare_number_is_not_read_as_minutes_or_seconds(config_copy, edit, value):
+    # `at: 10` meant 10:00 and became 00:10; `at: 1.5` became 1.5 seconds past midnight
+    edit(
+        "project.yaml",
+        'reminder: {days_before: 1, at: "09:00"}',
+        f"reminder: {{days_before: 1, at: {value}}}",
+    )
+    p = only(problems_of(config_copy), "project.yaml", "mailings.reminder.at")
+    assert f"not the number {value}" in p.message
+
+
+def test_an_unquoted_hour_is_still_read_as_yaml_gives_it(config_copy, edit):
+    from scheduler.config import load_config
+
+    edit("project.yaml", 'reminder: {days_before: 1, at: "09:00"}', "reminder: {days_before: 1, at: 18:30}")
+    assert load_config(config_copy).project.settings.mailings.reminder.at == time(18, 30)
