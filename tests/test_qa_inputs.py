@@ -59,3 +59,29 @@ def test_an_unquoted_hour_is_still_read_as_yaml_gives_it(config_copy, edit):
 
     edit("project.yaml", 'reminder: {days_before: 1, at: "09:00"}', "reminder: {days_before: 1, at: 18:30}")
     assert load_config(config_copy).project.settings.mailings.reminder.at == time(18, 30)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "first"),
+    [
+        # a tab breaks participants.yaml: its syntax error, not fourteen unknown schools and teams, comes first
+        ("  - id: school-2", "\t- id: school-2", ""),
+        # a number as a school's id: the id itself, not the audiences that name school-2
+        ("id: school-2", "id: 2", "schools[1].id"),
+    ],
+)
+def test_the_root_cause_is_listed_before_its_consequences(config_copy, edit, old, new, first):
+    edit("participants.yaml", old, new)
+    problems = problems_in_order(config_copy)
+    assert problems[0].file.name == "participants.yaml" and problems[0].path == first, problems[0]
+    assert any("unknown school" in p.message for p in problems[1:])
+
+
+def problems_in_order(config):
+    """The problems as the user reads them."""
+    from scheduler.config import load_config
+    from scheduler.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    return info.value.problems
