@@ -27,6 +27,9 @@ class Problem:
     line: int | None
     path: str
     message: str
+    # Found by cross-checking the files (an unknown school, a shared address): listed after the problems
+    # of the files themselves, which are often their root cause (a school whose id did not parse).
+    follows: bool = False
 
     def __str__(self) -> str:
         where = str(self.file)
@@ -40,7 +43,9 @@ class ConfigError(CyclogramError):
     """The configuration is invalid; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(set(problems), key=lambda p: (str(p.file), p.line or 0, p.path, p.message))
+        self.problems = sorted(
+            set(problems), key=lambda p: (p.follows, str(p.file), p.line or 0, p.path, p.message)
+        )
         super().__init__(self._summary())
 
     def _summary(self) -> str:
