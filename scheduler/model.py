@@ -70,12 +70,18 @@ KINDS = (*MEETING_KINDS, "action_reminder", "event_reminder")
 Language = Literal["ru", "en"]
 
 
+# Embeddings, overrides and isolates reorder what a reader sees ("Trojan Source"): a name could show one
+# text in a subject and be another. The plain marks (U+200E, U+200F) stay allowed for right-to-left names.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _bad_char(value: str, multiline: bool) -> str | None:
     """The first character a field of this kind may not hold, described for the organiser; else None.
 
     Single-line fields reach mail headers, calendar property values and file names: every control
     character (CR, LF, TAB, NUL...) and the Unicode line and paragraph separators (U+2028, U+2029, and
     U+0085, a control) would split or forge a line there. Multi-line fields may hold line feeds and tabs.
+    Neither may hold the bidirectional embedding, override and isolate controls.
     """
     for index, char in enumerate(value, start=1):
         if multiline and char in "\n\t":
@@ -87,6 +93,8 @@ def _bad_char(value: str, multiline: bool) -> str | None:
             else:
                 what = "a control character"
             return f"{what} (U+{ord(char):04X}) at character {index}"
+        if char in _BIDI_CONTROLS:
+            return f"a bidirectional text control (U+{ord(char):04X}) at character {index}"
     return None
 
 

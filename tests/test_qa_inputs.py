@@ -85,3 +85,18 @@ def problems_in_order(config):
     with pytest.raises(ConfigError) as info:
         load_config(config)
     return info.value.problems
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202a", "\u2066", "\u2069"])
+def test_a_bidirectional_override_is_refused_in_names(config_copy, edit, control):
+    # An override at the start of a name would show a reordered text in every subject and feed.
+    edit("participants.yaml", 'name: "Средняя школа № 1"', f'name: "{control}Средняя школа № 1"')
+    p = only(problems_of(config_copy), "participants.yaml", "schools[0].name")
+    assert f"U+{ord(control):04X}" in p.message and "bidirectional" in p.message
+
+
+def test_a_right_to_left_mark_is_still_a_name(config_copy, edit):
+    from scheduler.config import load_config
+
+    edit("participants.yaml", 'name: "Средняя школа № 1"', 'name: "Средняя школа № 1 \u200f"')
+    assert load_config(config_copy).project.schools[0].name.endswith("\u200f")
