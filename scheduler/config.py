@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,7 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
     # Cross-check what did parse, so that one bad file does not hide the problems of the others.
     project = Project(settings=settings, schools=schools, teams=teams, meetings=meetings, events=events)
     cross, references = _cross_check(project, sources, meeting_sources)
-    problems = _fold(problems + cross, references, broken)
+    problems = _fold(problems + [replace(p, rank=2) for p in cross], references, broken)
     if problems:
         raise ConfigError(problems)
     warnings.extend(_role_warnings(project, sources.get("participants")))

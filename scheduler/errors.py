@@ -28,7 +28,8 @@ class Problem:
     line: int | None
     path: str
     message: str
-    # 0: a file that could not be read at all; 1: a value; 2: a reference across files. Root causes first.
+    # 0: a file that could not be read at all; 1: a value; 2: found by cross-checking the files (an unknown
+    # school, a shared address), listed after the problems of the files themselves, often their root cause.
     rank: int = field(default=1, compare=False)
 
     def __str__(self) -> str:

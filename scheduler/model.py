@@ -72,12 +72,18 @@ KINDS = (*MEETING_KINDS, "action_reminder", "event_reminder")
 Language = Literal["ru", "en"]
 
 
+# Embeddings, overrides and isolates reorder what a reader sees ("Trojan Source"): a name could show one
+# text in a subject and be another. The plain marks (U+200E, U+200F) stay allowed for right-to-left names.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _bad_char(value: str, multiline: bool) -> str | None:
     """The first character a field of this kind may not hold, described for the organiser; else None.
 
     Single-line fields reach mail headers, calendar property values and file names: every control
     character (CR, LF, TAB, NUL...) and the Unicode line and paragraph separators (U+2028, U+2029, and
     U+0085, a control) would split or forge a line there. Multi-line fields may hold line feeds and tabs.
+    Neither may hold the bidirectional embedding, override and isolate controls.
     """
     for index, char in enumerate(value, start=1):
         if multiline and char in "\n\t":
@@ -89,6 +95,8 @@ def _bad_char(value: str, multiline: bool) -> str | None:
             else:
                 what = "a control character"
             return f"{what} (U+{ord(char):04X}) at character {index}"
+        if char in _BIDI_CONTROLS:
+            return f"a bidirectional text control (U+{ord(char):04X}) at character {index}"
     return None
 
 
@@ -194,12 +202,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def _not_boolean(value: Any) -> Any:
+    """Refuse YAML's yes/no/true/false where a number goes: pydantic would read true as 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"a number is expected here, not true/false (YAML reads `{str(value).lower()}` so)")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_boolean)]
+
+
 def _parse_clock(value: Any) -> Any:
     """Accept 10:00 and 10.00 (as the seed writes it)."""
+    if isinstance(value, bool):  # true would pass as sexagesimal 1, that is 00:01
+        raise ValueError('a time of day such as "10:00" is expected here, not true/false')
     if isinstance(value, str):
         return value.strip().replace(".", ":")
-    if isinstance(value, int):  # YAML 1.1 reads 10:00 as sexagesimal 600
+    if isinstance(value, int):
+        # YAML 1.1 reads 10:00 as sexagesimal 600; below 60 it was a bare number (`at: 10`), which
+        # would become 00:10, and past a day it is no hour at all
+        if not 60 <= value < 24 * 60:
+            raise ValueError(f'a time of day such as "10:00" is expected here, not the number {value}')
         return time(value // 60, value % 60)
+    if isinstance(value, float):  # pydantic would take 1.5 for 1.5 seconds past midnight
+        raise ValueError(f'a time of day such as "10:00" is expected here, not the number {value}')
     return value
 
 
@@ -254,7 +280,7 @@ class Organizer(_Model):
 class SchoolYear(_Model):
     """1 September to 31 August; `start` names the calendar year the school year begins in."""
 
-    start: int = Field(
+    start: Count = Field(
         ge=2000, le=2100, description="Calendar year in which the school year begins (e.g. 2020)"
     )
 
@@ -277,8 +303,8 @@ class MailingRule(_Model):
     """When one kind of mailing goes out relative to its meeting (or due date, or event)."""
 
     enabled: bool = True
-    days_before: int | None = Field(None, ge=0, le=366, description="Days before the meeting start")
-    days_after: int | None = Field(None, ge=0, le=366, description="Days after the meeting end (summary)")
+    days_before: Count | None = Field(None, ge=0, le=366, description="Days before the meeting start")
+    days_after: Count | None = Field(None, ge=0, le=366, description="Days after the meeting end (summary)")
     at: Clock | None = Field(None, description="Local time of day to send; default: the meeting's start time")
     template: Id | None = Field(None, description="Template name to use instead of the kind's own")
     review: bool | None = Field(None, description="Hold this kind for review; default: the policy's `review`")
@@ -303,11 +329,11 @@ class MailingPolicy(_Model):
     rsvp_reminder: MailingRule = MailingRule(enabled=False, days_before=5, at=time(10, 0))
     update: MailingRule = MailingRule()
     cancellation: MailingRule = MailingRule()
-    catch_up_hours: int = Field(
+    catch_up_hours: Count = Field(
         24, ge=0, le=24 * 30, description="How late a mailing missed during downtime may still go out"
     )
     review: bool = Field(False, description="Hold every automatic mailing as a draft until approved")
-    review_days: int = Field(2, ge=0, le=60, description="Days ahead a held mailing is drafted for review")
+    review_days: Count = Field(2, ge=0, le=60, description="Days ahead a held mailing is drafted for review")
 
     def merged(self, override: dict[str, Any] | None) -> MailingPolicy:
         if not override:
@@ -589,7 +615,9 @@ class Recurrence(_Model):
     freq: Literal["daily", "weekly", "monthly", "yearly"] | None = Field(
         None, description="daily / weekly / monthly / yearly (RRULE FREQ)"
     )
-    interval: int = Field(1, ge=1, le=366, description="Every n-th period: 2 with weekly is every two weeks")
+    interval: Count = Field(
+        1, ge=1, le=366, description="Every n-th period: 2 with weekly is every two weeks"
+    )
     by_day: ByDay = Field(
         [], description="Days: TH, -1TH (last Thursday), 2MO, or in words: thursday, 'last thursday'"
     )
@@ -611,7 +639,7 @@ class Recurrence(_Model):
     )
     start: date = Field(description="First day the recurrence may fall on")
     until: date | None = Field(None, description="Last day the recurrence may fall on")
-    count: int | None = Field(None, ge=1, le=1000, description="How many times, instead of until")
+    count: Count | None = Field(None, ge=1, le=1000, description="How many times, instead of until")
     time: Clock | None = Field(None, description="Local start time; none for all-day")
     end_time: Clock | None = None
     exclude: Annotated[list[date], BeforeValidator(_one_or_many)] = Field(

@@ -92,7 +92,8 @@ def _spaced_initials(text: str) -> str:
 def parse_name(whole: str) -> NameParts:
     """Read «Фамилия Имя Отчество», «Имя Отчество Фамилия», «Иванова А.П.», "Anna Smith" into parts."""
     text = " ".join(whole.split())
-    words = text.split(" ") if text else []
+    # A stray "." or "-" between words is punctuation, not a name to address anyone by.
+    words = [w for w in text.split(" ") if any(ch.isalnum() for ch in w)]
     if not words:
         return NameParts(whole=text)
     # Initials anywhere: «Иванова А.П.», «Иванова А. П.», «А.П. Иванова».
