@@ -721,5 +721,89 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
         raise SystemExit(1)
 
 
+# --- import and export: tables in and out -----------------------------------------------------------------
+
+
+@main.group("import")
+def import_() -> None:
+    """Read the organisers' tables into the configuration."""
+
+
+@import_.command("participants")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sheet", metavar="NAME", help="Sheet of an .xlsx workbook (default: the first).")
+@click.option(
+    "--map",
+    "mapping",
+    metavar="COLUMN=FIELD",
+    multiple=True,
+    help="Read a column the headers do not name: FIELD is id, name, short_name, head, email, language, "
+    "team or ignore; COLUMN is its header or letter. Repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the changes as a diff; write nothing.")
+@click.option("--skip-bad", is_flag=True, help="Import the good rows and report the bad ones.")
+@with_context
+def import_participants_cmd(
+    obj: Context, file: Path, sheet: str | None, mapping: tuple[str, ...], dry_run: bool, skip_bad: bool
+) -> None:
+    """Add and update schools in participants.yaml from an .xlsx or .csv table."""
+    from scheduler.tables.importing import describe, import_participants, parse_map
+    from scheduler.tables.reading import TableFormatError
+
+    try:
+        result = import_participants(
+            obj.config_path, file, sheet=sheet, mapping=parse_map(mapping), skip_bad=skip_bad,
+            dry_run=dry_run,
+        )  # fmt: skip
+    except TableFormatError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    for problem in result.skipped:
+        click.echo(f"skipped: {describe(problem)}", err=True)
+    if dry_run:
+        click.echo(result.diff, nl=False)
+    verb = "would add" if dry_run else "added"
+    click.echo(
+        f"{verb} {len(result.added)}, {'would update' if dry_run else 'updated'} {len(result.updated)}, "
+        f"unchanged {len(result.unchanged)} school(s)"
+        + (f"; new teams: {', '.join(result.teams_added)}" if result.teams_added else "")
+    )
+    for school_id, fields in result.updated.items():
+        click.echo(f"  {school_id}: {', '.join(fields)}")
+    if result.not_in_table:
+        click.echo(f"not in the table (kept): {', '.join(result.not_in_table)}")
+    if result.written:
+        click.echo(f"{obj.config_path / 'participants.yaml'} updated; `cyclogram validate` passes")
+
+
+@main.group("export")
+def export_() -> None:
+    """Write tables for the organisers' own reports."""
+
+
+def _export_command(kind: str, doc: str) -> None:
+    @export_.command(kind, help=doc)
+    @click.option("--xlsx", type=click.Path(dir_okay=False, path_type=Path), help="Write an .xlsx workbook.")
+    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a CSV.")
+    @with_context
+    def command(obj: Context, xlsx: Path | None, csv_path: Path | None) -> None:
+        from scheduler.tables.exporting import export_table, table_for
+
+        if xlsx is None and csv_path is None:
+            raise click.UsageError("name a file to write: --xlsx FILE and/or --csv FILE")
+        project = obj.load().project
+        answers = None
+        table = table_for(kind, project, now=obj.clock.now(), done=_known_states(obj), answers=answers)
+        for path in export_table(table, xlsx=xlsx, csv_path=csv_path):
+            click.echo(f"{path}: {len(table.rows)} row(s)")
+
+
+_export_command("participants", "The schools, their heads, languages and teams (the columns import reads).")
+_export_command("plan", "The year's mailings with their time, recipients and state.")
+_export_command(
+    "attendance", "Per meeting and invited school: the answer given and attendance from the minutes."
+)
+
+
 if __name__ == "__main__":
     sys.exit(main(prog_name="cyclogram"))

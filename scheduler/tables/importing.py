@@ -1,0 +1,603 @@
+"""Import schools from an organiser's table into participants.yaml, keeping its comments and order."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import ScalarString
+
+from ..errors import ConfigError, CyclogramError, Problem
+from ..model import School
+from .reading import Sheet, TableFormatError, read_table
+from .translit import make_id
+
+__all__ = [
+    "FIELDS",
+    "ImportRejected",
+    "ImportResult",
+    "TableError",
+    "describe",
+    "import_participants",
+    "parse_map",
+]
+
+# What a column may hold; `ignore` drops a column --map names.
+FIELDS = ("id", "name", "short_name", "head", "email", "language", "team", "ignore")
+
+# Headers as Russian registers and English tables write them, compared after `_norm`.
+_HEADERS = {
+    "name": (
+        "наименование оо", "школа", "образовательная организация", "school", "наименование",
+        "полное наименование", "полное наименование оо", "название", "название школы", "школа оо",
+        "наименование образовательной организации", "наименование организации", "school name", "name",
+        "оо",
+    ),
+    "short_name": (
+        "краткое наименование", "short name", "краткое наименование оо", "сокращенное наименование",
+        "краткое название", "короткое название",
+    ),
+    "id": ("код", "id", "код оо", "идентификатор", "school id", "code"),
+    "head": (
+        "фио руководителя", "руководитель", "head", "директор", "фио директора", "head name",
+        "руководитель оо", "фио руководителя оо", "principal", "headteacher",
+    ),
+    "email": (
+        "электронная почта", "email", "адрес электронной почты", "почта", "электронная почта оо",
+        "электронная почта руководителя", "email руководителя", "head email", "heads email", "e mail",
+    ),
+    "language": ("язык", "language", "язык рассылки", "язык писем"),
+    "team": ("команда", "team", "команды", "teams", "сетевая команда"),
+}  # fmt: skip
+_BY_HEADER = {header: name for name, headers in _HEADERS.items() for header in headers}
+_FIELD_WORDS = {
+    "id": "school id",
+    "name": "school name",
+    "short_name": "short name",
+    "head": "head",
+    "email": "head's email",
+    "language": "language",
+    "team": "team",
+}
+_LANGUAGES = {
+    "ru": "ru", "rus": "ru", "russian": "ru", "русский": "ru", "рус": "ru", "русский язык": "ru",
+    "en": "en", "eng": "en", "english": "en", "английский": "en", "англ": "en", "английский язык": "en",
+}  # fmt: skip
+_HEADER_ROWS = 20  # a register's export may open with a title and a blank line before the headers
+
+
+def _norm(text: str) -> str:
+    """Header or name as compared: case, ё, punctuation and spacing ignored."""
+    text = text.casefold().replace("ё", "е")
+    return " ".join(re.sub(r"[^\w\s]", "", text).split())
+
+
+def describe(problem: Problem) -> str:
+    """A table's problem as an organiser reads it: file, row, column, what is wrong."""
+    return f"{problem.file}: row {problem.line}, column {problem.path}: {problem.message}"
+
+
+class TableError(ConfigError):
+    """Rows of the table are wrong; each problem names its row and column."""
+
+    def _summary(self) -> str:
+        n = len(self.problems)
+        rows = len({p.line for p in self.problems})
+        head = (
+            f"{n} problem{'s' if n != 1 else ''} in {rows} row{'s' if rows != 1 else ''} of the table; "
+            "nothing was written:"
+        )
+        return "\n".join([head, *(f"  {describe(p)}" for p in self.problems)])
+
+
+class ImportRejected(ConfigError):
+    """The imported participants would make the configuration invalid."""
+
+    def _summary(self) -> str:
+        head = "the configuration would not pass `validate` after the import; nothing was written:"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or, with dry_run, would do)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: dict[str, list[str]] = field(default_factory=dict)  # school id -> fields changed
+    unchanged: list[str] = field(default_factory=list)
+    not_in_table: list[str] = field(default_factory=list)
+    teams_added: list[str] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    diff: str = ""
+    written: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.diff)
+
+
+def parse_map(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`COLUMN=FIELD` options as {normalised column: field}; a column may be a header or a letter."""
+    out: dict[str, str] = {}
+    for item in items:
+        column, sep, name = item.partition("=")
+        name = name.strip().lower().replace("-", "_")
+        if not sep or not column.strip() or name not in FIELDS:
+            raise TableFormatError(f"--map {item!r}: write COLUMN=FIELD, FIELD one of: {', '.join(FIELDS)}")
+        out[_norm(column)] = name
+    return out
+
+
+@dataclass
+class _Columns:
+    header_row: int
+    by_field: dict[str, int]  # field -> column index
+    labels: dict[int, str]  # column index -> header as written
+
+    def where(self, name: str) -> str:
+        index = self.by_field.get(name)
+        if index is None:
+            return f"({_FIELD_WORDS.get(name, name)})"
+        return f"{Sheet.column_letter(index)} «{self.labels[index]}»"
+
+
+def _columns(sheet: Sheet, mapping: Mapping[str, str]) -> _Columns:
+    best: tuple[int, int, dict[str, int], dict[int, str]] | None = None
+    seen = 0
+    for number, cells in sheet.rows:
+        if not any(cells):
+            continue
+        seen += 1
+        if seen > _HEADER_ROWS:
+            break
+        found: dict[str, int] = {}
+        labels: dict[int, str] = {}
+        for i, cell in enumerate(cells):
+            key = _norm(cell)
+            letter = Sheet.column_letter(i).lower()
+            name = mapping.get(key) or (mapping.get(letter) if letter in mapping else None)
+            name = name or _BY_HEADER.get(key)
+            if name and name not in found:
+                labels[i] = cell or Sheet.column_letter(i)
+                if name != "ignore":
+                    found[name] = i
+        if "name" in found and (best is None or len(found) > best[0]):
+            best = (len(found), number, found, labels)
+    if best is None:
+        heads = next((cells for _, cells in sheet.rows if any(cells)), [])
+        shown = ", ".join(f"«{h}»" for h in heads if h) or "none"
+        raise TableFormatError(
+            f"{sheet.path}: no column with the school's name (Наименование ОО, Школа, School...); "
+            f"headers seen: {shown}; name the column with --map COLUMN=name"
+        )
+    return _Columns(best[1], best[2], best[3])
+
+
+# --- the YAML document ------------------------------------------------------------------------------------
+
+
+def _yaml(text: str) -> YAML:
+    """A round-trip YAML that writes the list indentation the file already uses."""
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 4096  # never re-wrap the organiser's long lines
+    found = re.search(r"^[ \t]*schools:[ \t]*(?:#.*)?\n(?:[ \t]*(?:#.*)?\n)*( *)-( +)\S", text, re.M)
+    offset, gap = (len(found.group(1)), len(found.group(2))) if found else (2, 1)
+    y.indent(mapping=2, sequence=offset + 1 + gap, offset=offset)
+    return y
+
+
+def _tail_comment(entry: Any) -> tuple[Any, Any] | None:
+    """The comment token that ends an entry (its last key's, or that key's value's): (holder, key)."""
+    while isinstance(entry, CommentedMap) and len(entry):
+        key = list(entry)[-1]
+        slot = entry.ca.items.get(key)
+        if slot and len(slot) > 2 and slot[2] is not None:
+            return entry, key
+        entry = entry[key]
+    return None
+
+
+def _move_gap(previous: Any, new: Any) -> None:
+    """Blank lines and comments after the last school belong after the school appended below it."""
+    found = _tail_comment(previous)
+    if found is None:
+        return
+    holder, key = found
+    token = holder.ca.items[key][2]
+    first, newline, rest = token.value.partition("\n")
+    if not rest:
+        return
+    token.value = first + newline
+    last = list(new)[-1]
+    new.yaml_add_eol_comment("# x", last)  # creates the slot, replaced just below
+    slot = new.ca.items[last]
+    slot[2].value = "\n" + rest
+
+
+def _plain(node: Any) -> Any:
+    """A ruamel node as plain Python values, for the model to check."""
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, ScalarString):
+        return str(node)
+    return node
+
+
+def _like(old: Any, new: str) -> Any:
+    """`new` in the quoting style of the value it replaces."""
+    return type(old)(new) if isinstance(old, ScalarString) else new
+
+
+def _flow_map(**items: Any) -> CommentedMap:
+    out = CommentedMap(items)
+    out.fa.set_flow_style()
+    return out
+
+
+def _flow_seq(items: list[str]) -> CommentedSeq:
+    out = CommentedSeq(items)
+    out.fa.set_flow_style()
+    return out
+
+
+# --- rows -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    number: int
+    values: dict[str, str]  # field -> cell text, for the fields the table has
+    problems: list[Problem] = field(default_factory=list)
+    school_id: str = ""
+    school: dict[str, Any] = field(default_factory=dict)  # what the school will be
+    teams: list[str] = field(default_factory=list)
+    existing: int | None = None  # index in participants.yaml's schools
+
+
+def _language(value: str) -> str | None:
+    return _LANGUAGES.get(_norm(value)) if value else None
+
+
+def _school_problem(sheet: Sheet, cols: _Columns, row: _Row, exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        target = {"head": "head", "contacts": "name"}.get(str(loc[0]), str(loc[0]))
+        if loc[:2] == ("head", "email"):
+            target = "email"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required, and the table has no such column"
+        elif err["type"] == "string_too_short":
+            msg = "is empty"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"{err['input']!r} is not a valid id (lower-case latin letters, digits, - and _)"
+        out.append(Problem(sheet.path, row.number, cols.where(target), msg))
+    return out
+
+
+def _read_rows(sheet: Sheet, cols: _Columns) -> list[_Row]:
+    rows = []
+    for number, cells in sheet.rows:
+        if number <= cols.header_row or not any(cells):
+            continue
+        values = {name: (cells[i] if i < len(cells) else "") for name, i in cols.by_field.items()}
+        row = _Row(number, values)
+        for name, i in cols.by_field.items():
+            formula = sheet.formulas.get((number, i))
+            if formula is not None:
+                row.problems.append(
+                    Problem(
+                        sheet.path,
+                        number,
+                        cols.where(name),
+                        f"a formula ({formula[:40]}) with no saved value: open the file in Excel and save it",
+                    )
+                )
+        rows.append(row)
+    return rows
+
+
+def _build(
+    sheet: Sheet, cols: _Columns, rows: list[_Row], schools: CommentedSeq, teams: CommentedSeq
+) -> None:
+    """Match each row to a school, work out what it becomes and check it; problems stay on the rows."""
+    by_id = {str(s.get("id")): i for i, s in enumerate(schools)}
+    by_name: dict[str, int] = {}
+    for i, s in enumerate(schools):
+        for key in ("name", "short_name"):
+            if s.get(key):
+                by_name.setdefault(_norm(str(s[key])), i)
+    taken = set(by_id)
+    ids_seen: dict[str, int] = {}
+    names_seen: dict[str, int] = {}
+    has = cols.by_field
+    for row in rows:
+        v = row.values
+        name = v.get("name", "")
+        if "id" in has and v["id"]:
+            row.school_id = v["id"].strip()
+            row.existing = by_id.get(row.school_id)
+        if not name:
+            row.problems.append(
+                Problem(sheet.path, row.number, cols.where("name"), "the school's name is empty")
+            )
+            continue
+        if "id" in has and not v["id"]:
+            row.problems.append(Problem(sheet.path, row.number, cols.where("id"), "the id is empty"))
+            continue
+        if "id" not in has:
+            row.existing = by_name.get(_norm(name))
+            if row.existing is None and v.get("short_name"):
+                row.existing = by_name.get(_norm(v["short_name"]))
+            if row.existing is not None:
+                row.school_id = str(schools[row.existing]["id"])
+            else:
+                row.school_id = make_id(v.get("short_name") or name, taken)
+                taken.add(row.school_id)
+        # The same address in two rows is one person heading two schools; the same school twice is not.
+        if row.school_id in ids_seen:
+            where = cols.where("id") if "id" in has else cols.where("name")
+            row.problems.append(
+                Problem(
+                    sheet.path,
+                    row.number,
+                    where,
+                    f"duplicate school: id {row.school_id!r} is also row {ids_seen[row.school_id]}",
+                )
+            )
+            continue
+        ids_seen[row.school_id] = row.number
+        if "id" not in has:
+            key = _norm(name)
+            if key in names_seen:
+                row.problems.append(
+                    Problem(
+                        sheet.path,
+                        row.number,
+                        cols.where("name"),
+                        f"the same school name as row {names_seen[key]}; if they are two schools, "
+                        "add an id column (Код) to tell them apart",
+                    )
+                )
+                continue
+            names_seen[key] = row.number
+        base = _plain(schools[row.existing]) if row.existing is not None else {}
+        school = {"id": row.school_id, **{k: x for k, x in base.items() if k != "id"}}
+        school["name"] = name
+        if "short_name" in has:
+            school.pop("short_name", None)
+            if v["short_name"]:
+                school["short_name"] = v["short_name"]
+        head = dict(school.get("head") or {})
+        if "head" in has:
+            head["name"] = v["head"]
+        if "email" in has:
+            head["email"] = v["email"]
+        if head or row.existing is None:
+            school["head"] = head
+        if "language" in has:
+            school.pop("language", None)
+            if v["language"]:
+                lang = _language(v["language"])
+                if lang is None:
+                    row.problems.append(
+                        Problem(
+                            sheet.path,
+                            row.number,
+                            cols.where("language"),
+                            f"unknown language {v['language']!r}: write ru or en",
+                        )
+                    )
+                else:
+                    school["language"] = lang
+        try:
+            School.model_validate(school)
+        except ValidationError as exc:
+            row.problems.extend(_school_problem(sheet, cols, row, exc))
+        row.school = school
+        if "team" in has and v["team"]:
+            row.teams = [t.strip() for t in re.split(r"[;,\n]", v["team"]) if t.strip()]
+
+
+def _team_index(teams: CommentedSeq) -> dict[str, int]:
+    out = {}
+    for i, t in enumerate(teams):
+        out[str(t.get("id"))] = i
+        if t.get("name"):
+            out.setdefault(_norm(str(t["name"])), i)
+    return out
+
+
+def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_keys: tuple[str, ...]) -> None:
+    schools: CommentedSeq = doc["schools"]
+    style = schools[0] if len(schools) else {}
+    for row in rows:
+        new = row.school
+        if row.existing is None:
+            entry = CommentedMap()
+            entry["id"] = new["id"]
+            for key in ("name", "short_name"):
+                if key in new:
+                    entry[key] = _like(style.get(key), new[key])
+            head = new["head"]
+            old_head = style.get("head") or {}
+            entry["head"] = _flow_map(name=_like(old_head.get("name"), head["name"]), email=head["email"])
+            if "language" in new:
+                entry["language"] = new["language"]
+            if len(schools):
+                _move_gap(schools[-1], entry)
+            schools.append(entry)
+            result.added.append(new["id"])
+            continue
+        entry = schools[row.existing]
+        changed = []
+        if str(entry.get("id")) != new["id"]:
+            entry["id"] = new["id"]
+            changed.append("id")
+        for key in ordered_keys:
+            if key == "head":
+                head = entry.get("head")
+                for part in ("name", "email"):
+                    want = new.get("head", {}).get(part)
+                    if want is not None and (head is None or str(head.get(part)) != want):
+                        if head is None:
+                            head = entry["head"] = _flow_map()
+                        head[part] = _like(head.get(part), want)
+                        changed.append(f"head.{part}")
+                continue
+            want = new.get(key)
+            have = entry.get(key)
+            if want is None and have is not None:
+                del entry[key]
+                changed.append(key)
+            elif want is not None and (have is None or str(have) != want):
+                if have is None:
+                    # keep the model's order: short_name after name, language last
+                    position = list(entry).index("name") + 1 if key == "short_name" else len(entry)
+                    entry.insert(position, key, _like(style.get(key), want))
+                else:
+                    entry[key] = _like(have, want)
+                changed.append(key)
+        if changed:
+            result.updated[new["id"]] = changed
+        else:
+            result.unchanged.append(new["id"])
+    # Teams: a school named with a team joins it (by id or name); a team not there yet is created.
+    if any(r.teams for r in rows):
+        if doc.get("teams") is None:
+            doc["teams"] = CommentedSeq()
+        teams: CommentedSeq = doc["teams"]
+        index = _team_index(teams)
+        for row in rows:
+            for label in row.teams:
+                i = index.get(label, index.get(_norm(label)))
+                if i is None:
+                    team_id = make_id(label, {str(t.get("id")) for t in teams}, fallback="team")
+                    model = teams[0] if len(teams) else {}
+                    teams.append(
+                        CommentedMap(id=team_id, name=_like(model.get("name"), label), schools=_flow_seq([]))
+                    )
+                    i = len(teams) - 1
+                    index[team_id] = index[_norm(label)] = i
+                    result.teams_added.append(team_id)
+                members = teams[i].get("schools")
+                if members is None:
+                    members = teams[i]["schools"] = _flow_seq([])
+                if row.school_id not in [str(m) for m in members]:
+                    members.append(row.school_id)
+
+
+def _check_result(config: Path, participants: Path, text: str) -> None:
+    """Load the configuration as it would be; refuse the import if `validate` would fail."""
+    from ..validation import validate_all
+
+    with tempfile.TemporaryDirectory(prefix="cyclogram-import-") as tmp:
+        copy = Path(tmp) / "config"
+        shutil.copytree(config, copy, symlinks=True)
+        (copy / participants.relative_to(config)).write_text(text, encoding="utf-8")
+        try:
+            validate_all(copy)
+        except ConfigError as exc:
+            problems = []
+            for p in exc.problems:
+                try:
+                    real = config / Path(p.file).relative_to(copy)
+                except ValueError:
+                    real = Path(p.file)
+                problems.append(Problem(real, p.line, p.path, p.message))
+            raise ImportRejected(problems) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def import_participants(
+    config: Path,
+    table: Path,
+    *,
+    sheet: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    skip_bad: bool = False,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Update `config/participants.yaml` from `table`.
+
+    Nothing is written while any row is bad (TableError names each), unless `skip_bad`, or when the
+    result would not pass `validate` (ImportRejected). Schools missing from the table are listed, not
+    deleted. With `dry_run` the result carries the diff and nothing is written.
+    """
+    participants = config / "participants.yaml"
+    try:
+        original = participants.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CyclogramError(f"{participants}: cannot read: {exc}") from None
+    y = _yaml(original)
+    try:
+        doc = y.load(original)
+    except YAMLError as exc:
+        raise CyclogramError(f"{participants}: not valid YAML; fix it before importing ({exc})") from None
+    if not isinstance(doc, CommentedMap) or not isinstance(doc.get("schools"), list):
+        raise CyclogramError(f"{participants}: should be a mapping with a `schools:` list")
+
+    data = read_table(table, sheet)
+    cols = _columns(data, mapping or {})
+    rows = _read_rows(data, cols)
+    if not rows:
+        raise TableFormatError(f"{table}: no rows below the headers (row {cols.header_row})")
+    _build(data, cols, rows, doc["schools"], doc.get("teams") or CommentedSeq())
+    problems = [p for r in rows for p in r.problems]
+    result = ImportResult()
+    if problems and not skip_bad:
+        raise TableError(problems)
+    result.skipped = problems
+    good = [r for r in rows if not r.problems]
+    matched = {r.existing for r in good if r.existing is not None}
+    matched |= {r.existing for r in rows if r.problems and r.existing is not None}
+    result.not_in_table = [str(s.get("id")) for i, s in enumerate(doc["schools"]) if i not in matched]
+    keys = tuple(k for k in ("name", "short_name", "head", "language") if k in cols.by_field or k == "name")
+    if "email" in cols.by_field and "head" not in keys:
+        keys = (*keys, "head")
+    _apply(doc, good, result, keys)
+
+    out = io.StringIO()
+    y.dump(doc, out)
+    text = out.getvalue()
+    name = str(participants)
+    result.diff = "".join(
+        difflib.unified_diff(original.splitlines(keepends=True), text.splitlines(keepends=True), name, name)
+    )
+    if text == original:
+        return result
+    _check_result(config, participants, text)
+    if dry_run:
+        return result
+    _write_atomically(participants, text)
+    result.written = True
+    return result
