@@ -141,6 +141,10 @@ def validate(obj: Context) -> None:
 
     loaded = validate_all(obj.config_path)
     p = loaded.project
+    from scheduler.documents import document_notes
+
+    for note in document_notes(loaded):
+        click.echo(f"note: {note}", err=True)
     click.echo(
         f"{obj.config_path}: OK: {len(p.schools)} schools, {len(p.teams)} teams, "
         f"{len(p.meetings)} meetings, {len(p.all_events())} key events ({p.settings.school_year.label()})"

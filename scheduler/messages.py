@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from email.utils import format_datetime
@@ -227,6 +228,7 @@ def mail_context(
     occurrence: datetime | None = None,
     changes: list[Change] | None = None,
     feed_url: str | None = None,
+    documents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything a mail template may use. Every key is always present (StrictUndefined finds typos)."""
     language = recipient.language
@@ -253,6 +255,7 @@ def mail_context(
         "action": _action_context(project, action) if action else None,
         "event": event_context(project, event, language, occurrence) if event else None,
         "feed_url": feed_url,
+        "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
     }
 
 
@@ -319,8 +322,12 @@ def build_message(
     date: datetime,
     calendar: bytes | None = None,
     method: str | None = None,
+    attachments: Sequence[mime.Part] = (),
 ) -> bytes:
-    """One message to one head (never Bcc), with headers that keep auto-replies and filters sane."""
+    """One message to one head (never Bcc), with headers that keep auto-replies and filters sane.
+
+    `attachments` (mime.attachment parts: the meeting's documents) follow the text and the invitation.
+    """
     settings = project.settings
     organizer = settings.organizer
     check_header("From", organizer.name)
@@ -357,6 +364,8 @@ def build_message(
     ]
     if calendar is None:
         body = mime.multipart("alternative", alternatives, message_id)
+        if attachments:
+            body = mime.multipart("mixed", [body, *attachments], message_id)
         return b"".join(head) + body.data
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"unsupported iTIP method {method!r}")
@@ -372,6 +381,8 @@ def build_message(
         'application/ics; name="invite.ics"', calendar, disposition='attachment; filename="invite.ics"'
     )
     body = mime.multipart(
-        "mixed", [mime.multipart("alternative", alternatives, message_id), attachment], message_id
+        "mixed",
+        [mime.multipart("alternative", alternatives, message_id), attachment, *attachments],
+        message_id,
     )
     return b"".join(head) + body.data

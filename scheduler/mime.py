@@ -7,8 +7,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
+from urllib.parse import quote
 
-__all__ = ["Part", "address", "encode_words", "header", "multipart", "part"]
+__all__ = ["Part", "address", "attachment", "encode_words", "header", "multipart", "part"]
 
 CRLF = b"\r\n"
 _WORD_BYTES = 45  # UTF-8 bytes per encoded-word: 60 base64 characters, under RFC 2047's limit of 75
@@ -94,3 +95,43 @@ def multipart(subtype: str, parts: Sequence[Part], seed: str) -> Part:
         out += [f"--{boundary}\r\n".encode("ascii"), p.data, CRLF]
     out.append(f"--{boundary}--\r\n".encode("ascii"))
     return Part(b"".join(out))
+
+
+def _rfc2231(name: str, value: str) -> str:
+    """`name*=UTF-8''...` (RFC 2231), split into `name*0*`, `name*1*`... on lines of their own when long.
+
+    Sections end on character boundaries: the RFC joins them before decoding, but some readers decode
+    each section alone.
+    """
+    pieces, chunk = [], ""
+    for char in value:
+        encoded = quote(char, safe="!#$&+-.^_`|~")
+        if chunk and len(chunk) + len(encoded) > 60:
+            pieces.append(chunk)
+            chunk = ""
+        chunk += encoded
+    pieces.append(chunk)
+    if len(pieces) == 1:
+        return f"{name}*=UTF-8''{pieces[0]}"
+    parts = [f"{name}*0*=UTF-8''{pieces[0]}"] + [f"{name}*{i}*={p}" for i, p in enumerate(pieces[1:], 1)]
+    return ";\r\n ".join(parts)
+
+
+def attachment(content_type: str, filename: str, body: bytes) -> Part:
+    """A file attached under its own name, in both forms mail readers look for.
+
+    Content-Disposition carries RFC 2231's `filename*` (Gmail, Apple Mail, Thunderbird, current Outlook);
+    Content-Type carries `name=` as an RFC 2047 encoded-word, which older Outlook and webmails show.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename) or '"' in filename or "\\" in filename:
+        raise ValueError(f"unsafe attachment name {filename!r}")
+    if filename.isascii():
+        shown = f'"{filename}"'
+    else:
+        shown = '"=?utf-8?b?' + base64.b64encode(filename.encode("utf-8")).decode("ascii") + '?="'
+    head = (
+        f"Content-Type: {content_type};\r\n name={shown}\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        f"Content-Disposition: attachment;\r\n {_rfc2231('filename', filename)}\r\n"
+    )
+    return Part(head.encode("ascii") + CRLF + _b64(body))
