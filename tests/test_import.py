@@ -233,7 +233,7 @@ def test_formulas_are_read_as_saved_values_and_commands_stay_text(config_copy: P
     ws.append(["Наименование ОО", "ФИО руководителя", "Электронная почта"])
     ws.append(["Школа 5", "Петров", '=LOWER("A@EXAMPLE.ORG")'])
     book.save(tmp_path / "g.xlsx")
-    with pytest.raises(TableError, match="formula .* with no saved value"):
+    with pytest.raises(TableError, match=r"formula .* with no saved value"):
         import_participants(config_copy, tmp_path / "g.xlsx")
 
 
