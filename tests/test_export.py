@@ -1,0 +1,103 @@
+"""`export`: participants, plan and attendance as .xlsx and .csv, read back; formulas never live."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from cli import main
+from scheduler.config import load_config
+from scheduler.plan import build_plan
+from scheduler.tables.exporting import neutralise, table_for, write_csv, write_xlsx
+
+NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
+
+
+def _read_csv(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"\xef\xbb\xbf")  # Excel needs the BOM to read UTF-8
+    return list(csv.reader(io.StringIO(data[3:].decode("utf-8"), newline=""), delimiter=";"))
+
+
+def _cli(config: Path, state: Path, *args: str):
+    return CliRunner().invoke(
+        main, ["--config", str(config), "--state", str(state), "--now", "2020-09-15T10:00+03:00", *args]
+    )
+
+
+def test_participants_to_csv_and_xlsx(config_copy: Path, tmp_path: Path) -> None:
+    out = _cli(config_copy, tmp_path / "var", "export", "participants", "--csv", str(tmp_path / "p.csv"),
+               "--xlsx", str(tmp_path / "p.xlsx"))  # fmt: skip
+    assert out.exit_code == 0, out.output
+    project = load_config(config_copy).project
+    rows = _read_csv((tmp_path / "p.csv").read_bytes())
+    assert rows[0] == ["Код", "Наименование ОО", "Краткое наименование", "ФИО руководителя",
+                       "Электронная почта", "Язык", "Команда"]  # fmt: skip
+    assert [r[0] for r in rows[1:]] == [s.id for s in project.schools]
+    assert rows[1][4] == "head@school1.example.org" and rows[1][6] == "network"
+    sheet = load_workbook(tmp_path / "p.xlsx").active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert values[5][1] == project.schools[4].name and values[5][5] == "en"
+
+
+def test_formula_injection_is_neutralised(config_copy: Path, tmp_path: Path, edit) -> None:
+    edit("participants.yaml", 'name: "Средняя школа № 2"', 'name: "=HYPERLINK(\\"http://evil\\",\\"x\\")"')
+    edit("participants.yaml", 'short_name: "СШ № 2"', 'short_name: "@SUM(1+1)"')
+    edit("participants.yaml", 'name: "Гимназия № 3"', "name: \"+cmd|' /C calc'!A0\"")
+    edit("participants.yaml", 'short_name: "Гимназия № 3"', 'short_name: "-2+3"')
+    project = load_config(config_copy).project
+    table = table_for("participants", project, now=NOW)
+    rows = _read_csv(write_csv(table))
+    assert rows[2][1] == '\'=HYPERLINK("http://evil","x")' and rows[2][2] == "'@SUM(1+1)"
+    assert rows[3][1] == "'+cmd|' /C calc'!A0" and rows[3][2] == "'-2+3"
+    book = load_workbook(io.BytesIO(write_xlsx(table)))  # formulas kept as written, not computed
+    cells = list(book.active.iter_rows(min_row=3, max_row=4))
+    for cell in (cells[0][1], cells[0][2], cells[1][1]):
+        assert cell.data_type == "s", cell.value  # text, never a formula
+    assert cells[0][1].value == '=HYPERLINK("http://evil","x")'
+
+
+@given(st.text(max_size=30))
+def test_no_csv_cell_starts_like_a_formula(value: str) -> None:
+    out = neutralise(value)
+    assert not out.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert out in (value, "'" + value)
+
+
+def test_plan_export_matches_the_plan(example, tmp_path: Path) -> None:
+    table = table_for("plan", example.project, now=NOW)
+    plan = build_plan(example.project, NOW)
+    assert len(table.rows) == len(plan)
+    book = load_workbook(io.BytesIO(write_xlsx(table)))
+    rows = list(book.active.iter_rows(values_only=True))
+    assert rows[0][:2] == ("Когда", "Рассылка")
+    first = plan[0]
+    assert rows[1][0] == first.at.astimezone(example.project.zone()).replace(tzinfo=None)
+    assert rows[1][1] == first.kind and rows[1][5] == first.recipients
+
+
+def test_attendance_from_the_minutes(example, tmp_path: Path) -> None:
+    table = table_for("attendance", example.project, now=NOW)
+    project = example.project
+    expected = sum(len(project.audience_schools(m.audience)) for m in project.meetings)
+    assert len(table.rows) == expected
+    for meeting in project.meetings:
+        mine = [r for r in table.rows if r[0] == meeting.id]
+        if meeting.minutes is None:
+            assert {r[5] for r in mine} == {""}
+        else:
+            attended = {r[2] for r in mine if r[5] == "да"}
+            assert attended == set(meeting.minutes.attendance) & {r[2] for r in mine}
+
+
+def test_export_needs_a_file(config_copy: Path, tmp_path: Path) -> None:
+    out = _cli(config_copy, tmp_path / "var", "export", "plan")
+    assert out.exit_code == 2 and "--xlsx FILE" in out.output
+    bad = _cli(config_copy, tmp_path / "var", "export", "plan", "--csv", str(tmp_path / "no" / "p.csv"))
+    assert bad.exit_code == 1 and "no such directory" in bad.output and "Traceback" not in bad.output
