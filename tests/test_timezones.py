@@ -13,6 +13,7 @@ from dateutil.tz import tzical
 from icalendar import Calendar, Timezone
 
 from scheduler.timezones import transitions, vtimezone
+from tests.readers import missing_readers, require_every_reader
 
 
 def outlook_offset(tz: Timezone, local: datetime) -> timedelta:
@@ -169,3 +170,10 @@ def test_zone_without_changes_and_transition_scan() -> None:
     moscow = transitions("Europe/Moscow", 2021)
     assert moscow[-1].at == datetime.fromisoformat("2014-10-25T22:00:00+00:00")
     assert moscow[-1].offset_to == timedelta(hours=3)
+
+
+def test_every_reader_is_installed_on_ci() -> None:
+    """scripts/bootstrap --system installs libical and ical.js; CI must not quietly read with fewer."""
+    if not require_every_reader():
+        pytest.skip("not on CI")
+    assert not missing_readers()
