@@ -31,6 +31,7 @@ from scheduler.server import FeedServer
 from scheduler.store import SQLiteStore
 from scheduler.tokens import document_token
 from scheduler.validation import validate_all
+from tests.readers import all_readers_agree, outlook_check
 from tests.smtp_server import Recorder, SMTPServer
 
 NOW = datetime(2020, 9, 11, 7, 0, tzinfo=UTC)
@@ -183,6 +184,7 @@ def test_invitation_carries_documents_with_cyrillic_names(
         # The invitation's calendar item carries every document as ATTACH.
         ics = next(p for p in msg.walk() if p.get_content_type() == "text/calendar").get_content()
         attach = Calendar.from_ical(ics).walk("VEVENT")[0].get("ATTACH")
+        all_readers_agree(ics.encode() if isinstance(ics, str) else ics)
         assert len(attach) == 4  # three of the meeting, one of its (final) minutes
 
 
@@ -256,6 +258,9 @@ def test_calendar_items_carry_attach_for_every_reader(config_copy: Path, documen
     project = load_config(config_copy).project
     store = SQLiteStore(tmp_path / "state.db")
     feeds = current_feeds(store, project, NOW)
+    for path in ("project.ics", "schools/school-1.ics", "meetings/heads-2020-09.ics"):
+        all_readers_agree(feeds[path].data)  # the ATTACH lines leave every reader's times intact
+        outlook_check(feeds[path].data)
     seen = _attach_by_reader(feeds["project.ics"].data)
     assert seen["icalendar"] == seen["ical"] == seen["vobject"]
     urls = {(url, kind) for _, url, kind in seen["icalendar"]}  # type: ignore[misc]
