@@ -123,9 +123,9 @@ def attachment(content_type: str, filename: str, body: bytes) -> Part:
     Content-Disposition carries RFC 2231's `filename*` (Gmail, Apple Mail, Thunderbird, current Outlook);
     Content-Type carries `name=` as an RFC 2047 encoded-word, which older Outlook and webmails show.
     """
-    if any(ord(c) < 32 or ord(c) == 127 for c in filename) or '"' in filename or "\\" in filename:
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
         raise ValueError(f"unsafe attachment name {filename!r}")
-    if filename.isascii():
+    if filename.isascii() and '"' not in filename and "\\" not in filename:
         shown = f'"{filename}"'
     else:
         shown = '"=?utf-8?b?' + base64.b64encode(filename.encode("utf-8")).decode("ascii") + '?="'

@@ -393,7 +393,7 @@ def test_bad_documents_are_located_validation_errors(config_copy: Path, document
 
 
 _NAMES = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters='"\\'), min_size=1, max_size=120
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/"), min_size=1, max_size=120
 )
 
 
@@ -409,6 +409,6 @@ def test_attachment_names_decode_back_exactly(name: str) -> None:
 
 
 def test_attachment_refuses_unsafe_names() -> None:
-    for name in ("a\r\nBcc: x@example.org.pdf", 'a".pdf', "a\x00.pdf"):
+    for name in ("a\r\nBcc: x@example.org.pdf", "a\x00.pdf", "a\x7f.pdf"):
         with pytest.raises(ValueError, match="unsafe attachment name"):
             mime.attachment("application/pdf", name, b"")
