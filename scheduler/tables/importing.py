@@ -484,6 +484,7 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
             doc["teams"] = CommentedSeq()
         teams: CommentedSeq = doc["teams"]
         index = _team_index(teams)
+        members_of: dict[int, set[str]] = {}
         for row in rows:
             for label in row.teams:
                 i = index.get(label, index.get(_norm(label)))
@@ -499,7 +500,9 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
                 members = teams[i].get("schools")
                 if members is None:
                     members = teams[i]["schools"] = _flow_seq([])
-                if row.school_id not in [str(m) for m in members]:
+                known = members_of.setdefault(i, {str(m) for m in members})
+                if row.school_id not in known:
+                    known.add(row.school_id)
                     members.append(row.school_id)
 
 
