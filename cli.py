@@ -140,6 +140,8 @@ def validate(obj: Context) -> None:
     from scheduler.validation import validate_all
 
     loaded = validate_all(obj.config_path)
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
     p = loaded.project
     from scheduler.documents import document_notes
 
@@ -439,6 +441,16 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
         return DeliveryReport(pending=total)
 
 
+def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str) -> None:
+    """A school or address the configuration does not know is a mistake on the command line (exit 2)."""
+    from scheduler.mailings import UnknownRecipientError, check_only
+
+    try:
+        check_only(loaded.project, value)
+    except UnknownRecipientError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 @main.command()
 @click.argument("kind")
 @click.argument("meeting")
@@ -455,6 +467,7 @@ def send(
     from scheduler.mailings import compose, count_recipients, iter_compose, queue
 
     loaded = obj.load()
+    _check_recipient_option(loaded, only, "--only")
     store = obj.store()
     now = obj.clock.now()
     total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only)
@@ -501,7 +514,11 @@ def send(
 @main.command()
 @click.argument("kind")
 @click.argument("meeting")
-@click.option("--school", metavar="ID", help="Render for this school's head (default: the first recipient).")
+@click.option(
+    "--school",
+    metavar="ID",
+    help="Render the message this school's head (or this address) gets; default: the first recipient.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["eml", "text", "html"]), default="text", show_default=True
 )
@@ -513,6 +530,7 @@ def preview(obj: Context, kind: str, meeting: str, school: str | None, fmt: str)
 
     from scheduler.mailings import compose
 
+    _check_recipient_option(obj.load(), school, "--school")
     messages = compose(obj.load(), kind, meeting=meeting, store=obj.store(), now=obj.clock.now(), only=school,
                        resend=False)  # fmt: skip
     if not messages:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import ConfigError, Problem
 from .model import (
     Audience,
+    Contact,
     KeyEvent,
     Meeting,
     Project,
@@ -147,6 +148,7 @@ class LoadedConfig:
     project: Project
     meeting_files: dict[str, Path] = field(default_factory=dict)
     template_check: Callable[[Project], list[Problem]] | None = None
+    warnings: list[Problem] = field(default_factory=list)  # worth a look, not refused (`validate` shows them)
 
 
 def _read_yaml(path: Path, problems: list[Problem]) -> Any:
@@ -285,7 +287,8 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
     problems.extend(_cross_check(project, sources, meeting_sources))
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(directory=root, project=project, meeting_files=meeting_files)
+    warnings = _role_warnings(project, sources.get("participants"))
+    return LoadedConfig(directory=root, project=project, meeting_files=meeting_files, warnings=warnings)
 
 
 def _validate_list(
@@ -413,6 +416,45 @@ def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> N
                         f"{slot:%H:%M} is outside the meeting ({first:%H:%M}-{last:%H:%M})",
                     )
                 )
+
+
+def _same_name(a: str, b: str) -> bool:
+    def norm(name: str) -> str:
+        return " ".join(name.casefold().replace("ё", "е").split())
+
+    return norm(a) == norm(b)
+
+
+def _role_warnings(project: Project, part: _Source | None) -> list[Problem]:
+    """One address in several roles is one person (a director of two schools); under two different names
+    it is more likely a copied address that was not changed, so say where, without refusing it."""
+    if part is None:
+        return []
+    roles: list[tuple[tuple[Any, ...], Contact]] = []
+    for i, school in enumerate(project.schools):
+        roles.append((("schools", i, "head"), school.head))
+        roles.extend((("schools", i, "contacts", j), c) for j, c in enumerate(school.contacts))
+    roles.extend((("teams", i, "contact"), t.contact) for i, t in enumerate(project.teams) if t.contact)
+    first: dict[str, tuple[tuple[Any, ...], Contact]] = {}
+    out: list[Problem] = []
+    for path, person in roles:
+        key = person.email.lower()
+        if key not in first:
+            first[key] = (path, person)
+            continue
+        where, earlier = first[key]
+        if not _same_name(person.name, earlier.name):
+            line = _line_of(part.data, where)
+            out.append(
+                part.problem(
+                    (*path, "email"),
+                    f"{person.email} is also {_path_text(where)}"
+                    + (f" (line {line})" if line else "")
+                    + f" under another name ({earlier.name!r}, here {person.name!r}): a typo in the address? "
+                    "If it is one person, mail to it uses the first name",
+                )
+            )
+    return out
 
 
 def load_project(directory: str | os.PathLike[str]) -> Project:

@@ -22,6 +22,8 @@ __all__ = [
     "ANNOUNCING",
     "Queued",
     "Target",
+    "UnknownRecipientError",
+    "check_only",
     "compose",
     "count_recipients",
     "entries_for",
@@ -66,17 +68,54 @@ def _check_kind(kind: str) -> None:
         raise UnknownTargetError(f"unknown mailing kind {kind!r}; known kinds: {', '.join(KINDS)}")
 
 
+class UnknownRecipientError(UnknownTargetError):
+    """`--only` names no school and no address of the configuration: a mistake on the command line."""
+
+
+def _some(ids: Iterable[str], limit: int = 10) -> str:
+    """A few ids for a message: a network of a thousand schools should not fill the terminal."""
+    listed = list(dict.fromkeys(ids))
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return (", ".join(listed[:limit]) or "none") + more
+
+
+def check_only(project: Project, only: str | None) -> None:
+    """Refuse an `only` that is neither a school id nor an address in participants.yaml."""
+    if only is None:
+        return
+    wanted = only.strip().lower()
+    if any(s.id == wanted for s in project.schools):
+        return
+    addresses = {c.email.lower() for s in project.schools for c in (s.head, *s.contacts)}
+    addresses |= {t.contact.email.lower() for t in project.teams if t.contact}
+    if wanted in addresses:
+        return
+    raise UnknownRecipientError(
+        f"{only!r} is neither a school id nor an address in participants.yaml "
+        f"(schools: {_some(s.id for s in project.schools)})"
+    )
+
+
 def filter_recipients(project: Project, recipients: list[Recipient], only: str | None) -> list[Recipient]:
-    """Narrow to one school (by id) or one mailbox (by address)."""
+    """Narrow to one school (by id) or one mailbox (by address).
+
+    A school narrows to the mailboxes that answer for it, each still getting their one message that names
+    all their schools of this mailing (the same message whichever of them it was asked for by).
+    """
     if only is None:
         return recipients
+    check_only(project, only)
     wanted = only.strip().lower()
-    picked = [r for r in recipients if r.school == wanted or r.email.lower() == wanted]
+    picked = [r for r in recipients if wanted in (r.schools or (r.school,)) or r.email.lower() == wanted]
     if not picked:
-        schools = ", ".join(sorted({r.school for r in recipients})) or "none"
+        schools = _some(s for r in recipients for s in (r.schools or (r.school,)))
         raise UnknownTargetError(
-            f"{only!r} is neither a school nor an address this mailing goes to (schools: {schools})"
+            f"{only!r} does not receive this mailing (it goes to the schools: {schools})"
         )
+    if any(s.id == wanted for s in project.schools):
+        # The school's head first: `preview --school` shows the message its head gets.
+        head = project.school(wanted).head.email.lower()
+        picked.sort(key=lambda r: r.email.lower() != head)
     return picked
 
 
@@ -263,9 +302,10 @@ def iter_compose(
         templates: dict[str, bytes] = {}  # the calendar part per language, before it is addressed
         for r in recipients:
             revision = _revision(store, target.key, r.email, base, resend)
+            urls = {s: feed_url(s) for s in r.schools or (r.school,)}  # every school the person answers for
             context = mail_context(
                 project, target.kind, r, meeting=m, action=target.action, event=target.event,
-                occurrence=target.occurrence, changes=todo, feed_url=feed_url(r.school), documents=documents,
+                occurrence=target.occurrence, changes=todo, feed_urls=urls, documents=documents,
             )  # fmt: skip
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
             calendar = None

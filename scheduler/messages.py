@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from email.utils import format_datetime
@@ -228,15 +228,27 @@ def mail_context(
     occurrence: datetime | None = None,
     changes: list[Change] | None = None,
     feed_url: str | None = None,
+    feed_urls: Mapping[str, str] | None = None,
     documents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Everything a mail template may use. Every key is always present (StrictUndefined finds typos)."""
+    """Everything a mail template may use. Every key is always present (StrictUndefined finds typos).
+
+    `schools` lists every school the recipient answers for in this mailing, each with its private feed URL
+    (from `feed_urls`, by school id); `school` and `feed_url` are the first of them, for templates that
+    speak of one school.
+    """
     language = recipient.language
-    try:
-        school = project.school(recipient.school)
-        school_ctx = {"id": school.id, "name": school.name, "title": school.title}
-    except KeyError:
-        school_ctx = {"id": recipient.school, "name": recipient.school, "title": recipient.school}
+    schools_ctx = []
+    for i, school_id in enumerate(recipient.schools or (recipient.school,)):
+        url = feed_urls.get(school_id) if feed_urls is not None else (feed_url if i == 0 else None)
+        try:
+            school = project.school(school_id)
+            schools_ctx.append({"id": school.id, "name": school.name, "title": school.title, "feed_url": url})
+        except KeyError:
+            schools_ctx.append({"id": school_id, "name": school_id, "title": school_id, "feed_url": url})
+    school_ctx = {k: v for k, v in schools_ctx[0].items() if k != "feed_url"}
+    if feed_urls is not None:
+        feed_url = schools_ctx[0]["feed_url"]
     settings = project.settings
     return {
         "kind": kind,
@@ -245,6 +257,7 @@ def mail_context(
         "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
         "recipient": {"name": recipient.name, "email": recipient.email},
         "school": school_ctx,
+        "schools": schools_ctx,
         "meeting": meeting_context(project, meeting) if meeting else None,
         "minutes": _minutes_context(project, meeting, language) if meeting else None,
         "changes": changes_context(

@@ -551,12 +551,36 @@ class Meeting(_Model):
 
 
 class Recipient(_Model):
-    """One mailbox a mailing goes to, with the school it speaks for."""
+    """One mailbox a mailing goes to, with every school it speaks for there.
+
+    One person (an address, in any case) may head or be a notified contact of several schools: a mailing
+    still goes to them once, naming each school of its audience they answer for (`schools`, in
+    configuration order; `school` is the first). Name and language are the person's first role's in
+    participants.yaml, so the same person reads every mailing in one language under one name.
+    """
 
     school: Id
     name: Line
     email: Email
     language: Language
+    schools: tuple[Id, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_school(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            schools = tuple(value.get("schools") or ())
+            if not schools and value.get("school") is not None:
+                value = {**value, "schools": (value["school"],)}
+            elif schools and value.get("school") is None:
+                value = {**value, "school": schools[0]}
+        return value
+
+    @model_validator(mode="after")
+    def _school_first(self) -> Recipient:
+        if self.schools[:1] != (self.school,):
+            raise ValueError("`school` must be the first of `schools`")
+        return self
 
 
 class Project(_Model):
@@ -651,22 +675,36 @@ class Project(_Model):
         return list(known[key])
 
     def _recipients(self, audience: Audience) -> list[Recipient]:
-        seen: set[str] = set()
-        out: list[Recipient] = []
+        people = self._people()
+        found: dict[str, list[str]] = {}  # address -> the audience's schools it answers for, in order
         for school in self.audience_schools(audience):
-            lang = self.language_of(school)
             for person in (school.head, *[c for c in school.contacts if c.notify]):
-                key = person.email.lower()
-                if key in seen:
-                    continue
-                seen.add(key)
-                # Built from values the model validated already: no second round of address checks.
-                out.append(
-                    Recipient.model_construct(
-                        school=school.id, name=person.name, email=person.email, language=lang
-                    )
+                schools = found.setdefault(person.email.lower(), [])
+                if school.id not in schools:
+                    schools.append(school.id)
+        out: list[Recipient] = []
+        for key, schools in found.items():
+            name, email, language = people[key]
+            # Built from values the model validated already: no second round of address checks.
+            out.append(
+                Recipient.model_construct(
+                    school=schools[0], schools=tuple(schools), name=name, email=email, language=language
                 )
+            )
         return out
+
+    def _people(self) -> dict[str, tuple[str, str, str]]:
+        """Each mailbox's name, address and language, from its first role in the configuration."""
+        known = self._by_id.get("people")
+        if known is None:
+            known = {}
+            for school in self.schools:
+                for person in (school.head, *[c for c in school.contacts if c.notify]):
+                    known.setdefault(
+                        person.email.lower(), (person.name, person.email, self.language_of(school))
+                    )
+            self._by_id["people"] = known
+        return known
 
     def all_events(self) -> list[KeyEvent]:
         """The cyclogram with the key events approved in final minutes added."""

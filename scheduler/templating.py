@@ -138,17 +138,22 @@ def _render_problems(
                 school = next(
                     (s for s in project.schools if project.language_of(s) == lang), project.schools[0]
                 )
-                recipient = Recipient(
-                    school=school.id, name=school.head.name, email=school.head.email, language=lang
-                )
+                # Once for a person of one school, once for one answering for two: templates speak of each.
+                other = [s.id for s in project.schools if s.id != school.id][:1]
+                roles = [(school.id,), *([(school.id, *other)] if other else [])]
                 changes = [Change("place", "A", "B")] if kind == "update" else None
-                context = mail_context(
-                    project, kind, recipient, meeting=meeting, action=action if kind == "action_reminder" else None,
-                    event=event if kind == "event_reminder" else None, changes=changes,
-                    feed_url=str(project.settings.base_url),
-                )  # fmt: skip
                 try:
-                    render_templates(env, name, lang, context)
+                    for ids in roles:
+                        recipient = Recipient(
+                            schools=ids, name=school.head.name, email=school.head.email, language=lang
+                        )
+                        context = mail_context(
+                            project, kind, recipient, meeting=meeting,
+                            action=action if kind == "action_reminder" else None,
+                            event=event if kind == "event_reminder" else None, changes=changes,
+                            feed_urls=dict.fromkeys(ids, str(project.settings.base_url)),
+                        )  # fmt: skip
+                        render_templates(env, name, lang, context)
                 except TemplateProblem as exc:
                     file, _, rest = str(exc).partition(":")
                     line, _, message = rest.partition(":")

@@ -50,13 +50,13 @@ def test_send_into_maildir_once(tmp_path, monkeypatch):
 
 
 def test_wrong_targets_are_messages_not_tracebacks(tmp_path):
-    for args, text in [
-        (["send", "invitation", "nope", "--yes"], "no meeting 'nope'"),
-        (["send", "postcard", "heads-2020-09", "--yes"], "unknown mailing kind"),
-        (["preview", "invitation", "heads-2020-09", "--school", "school-99"], "neither a school"),
+    for args, text, code in [
+        (["send", "invitation", "nope", "--yes"], "no meeting 'nope'", 1),
+        (["send", "postcard", "heads-2020-09", "--yes"], "unknown mailing kind", 1),
+        (["preview", "invitation", "heads-2020-09", "--school", "school-99"], "neither a school", 2),
     ]:
         result = _run(tmp_path / "var", *args)
-        assert result.exit_code == 1 and text in result.output and "Traceback" not in result.output
+        assert result.exit_code == code and text in result.output and "Traceback" not in result.output
 
 
 def test_preview_dry_run_and_outbox(tmp_path):
