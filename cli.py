@@ -137,14 +137,13 @@ def with_context(f: F) -> F:
 @with_context
 def validate(obj: Context) -> None:
     """Check the configuration and its templates; print every problem found."""
+    from scheduler.documents import document_notes
     from scheduler.validation import validate_all
 
     loaded = validate_all(obj.config_path)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
     p = loaded.project
-    from scheduler.documents import document_notes
-
     for note in document_notes(loaded):
         click.echo(f"note: {note}", err=True)
     click.echo(
@@ -792,6 +791,8 @@ def import_participants_cmd(
     )
     for school_id, fields in result.updated.items():
         click.echo(f"  {school_id}: {', '.join(fields)}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if result.not_in_table:
         click.echo(f"not in the table (kept): {', '.join(result.not_in_table)}")
     if result.written:

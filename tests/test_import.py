@@ -157,7 +157,15 @@ def test_same_address_in_two_rows_is_one_person_heading_two_schools(
     schools = _schools(config_copy)
     heads = {sid for sid, s in schools.items() if s.head.email.lower() == "head@school1.example.org"}
     assert heads == {"school-1", "ssh-1-f", "detskii-sad-5"}
+    assert not result.warnings  # same name everywhere: nothing that looks like a typo
     validate_all(config_copy)
+    # The same address under another name is imported, with validate's warning passed on.
+    rows.append(["Школа № 40", "", "Иванова А. П.", "head@school1.example.org", ""])
+    out = CliRunner().invoke(
+        main, ["--config", str(config_copy), "import", "participants", str(_xlsx(tmp_path / "u.xlsx", rows))]
+    )
+    assert out.exit_code == 0, out.output
+    assert "added 1" in out.output and "warning: " in out.output and "head@school1.example.org" in out.output
 
 
 def test_dry_run_prints_a_diff_and_writes_nothing(config_copy: Path, tmp_path: Path) -> None:

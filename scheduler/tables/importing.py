@@ -120,6 +120,7 @@ class ImportResult:
     not_in_table: list[str] = field(default_factory=list)
     teams_added: list[str] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # what `validate` would warn about afterwards
     diff: str = ""
     written: bool = False
 
@@ -506,8 +507,19 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
                     members.append(row.school_id)
 
 
-def _check_result(config: Path, participants: Path, text: str) -> None:
-    """Load the configuration as it would be; refuse the import if `validate` would fail."""
+def _real_path(config: Path, copy: Path, problem: Problem) -> Problem:
+    try:
+        real = config / Path(problem.file).relative_to(copy)
+    except ValueError:
+        real = Path(problem.file)
+    return Problem(real, problem.line, problem.path, problem.message)
+
+
+def _check_result(config: Path, participants: Path, text: str) -> list[Problem]:
+    """Load the configuration as it would be; refuse the import if `validate` would fail.
+
+    Returns what `validate` would warn about (an address under two different names, say).
+    """
     from ..validation import validate_all
 
     with tempfile.TemporaryDirectory(prefix="cyclogram-import-") as tmp:
@@ -515,16 +527,10 @@ def _check_result(config: Path, participants: Path, text: str) -> None:
         shutil.copytree(config, copy, symlinks=True)
         (copy / participants.relative_to(config)).write_text(text, encoding="utf-8")
         try:
-            validate_all(copy)
+            loaded = validate_all(copy)
         except ConfigError as exc:
-            problems = []
-            for p in exc.problems:
-                try:
-                    real = config / Path(p.file).relative_to(copy)
-                except ValueError:
-                    real = Path(p.file)
-                problems.append(Problem(real, p.line, p.path, p.message))
-            raise ImportRejected(problems) from None
+            raise ImportRejected([_real_path(config, copy, p) for p in exc.problems]) from None
+        return [_real_path(config, copy, p) for p in loaded.warnings]
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -598,7 +604,7 @@ def import_participants(
     )
     if text == original:
         return result
-    _check_result(config, participants, text)
+    result.warnings = _check_result(config, participants, text)
     if dry_run:
         return result
     _write_atomically(participants, text)
