@@ -274,14 +274,19 @@ def feeds() -> None:
 @with_context
 def feeds_build(obj: Context, out: Path) -> None:
     """Write every feed as a file (atomically; unchanged files are left untouched)."""
+    from scheduler.documents import write_documents
     from scheduler.feeds import current_feeds, write_feeds
     from scheduler.templating import make_environment
+    from scheduler.tokens import feed_secret
 
     loaded = obj.load()
     env = make_environment(loaded.directory)
     built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
     written = write_feeds(built, out)
     click.echo(f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged")
+    total, copied = write_documents(loaded.directory, loaded.project, feed_secret(obj.store()), out)
+    if total:
+        click.echo(f"{out / 'documents'}: {total} documents, {len(copied)} written")
 
 
 @feeds.command("urls")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import mimetypes
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ __all__ = [
     "is_public",
     "plan_documents",
     "resolve",
+    "write_documents",
 ]
 
 DEFAULT_KINDS = {"meeting": ("invitation", "agenda"), "minutes": ("summary",)}
@@ -185,6 +188,35 @@ def plan_documents(
             Planned(doc, name, content_type(name), size, document_url(project, secret, meeting, doc), data)
         )
     return out
+
+
+def write_documents(directory: Path, project: Project, secret: str, out: Path) -> tuple[int, list[str]]:
+    """Copy every document to OUT at its URL's path, for a static web server; unchanged files stay.
+
+    Returns how many documents there are and the relative paths written.
+    """
+    total, written = 0, []
+    for meeting in project.meetings:
+        for _, doc in documents_of(meeting):
+            source = resolve(directory, doc)
+            rel = document_path(secret, meeting, doc).lstrip("/")
+            target = out / rel
+            total += 1
+            data = source.read_bytes()
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(rel)
+    return total, written
 
 
 # --- validate ---------------------------------------------------------------------------------------------

@@ -412,3 +412,74 @@ def test_attachment_refuses_unsafe_names() -> None:
     for name in ("a\r\nBcc: x@example.org.pdf", "a\x00.pdf", "a\x7f.pdf"):
         with pytest.raises(ValueError, match="unsafe attachment name"):
             mime.attachment("application/pdf", name, b"")
+
+
+def test_feeds_build_copies_documents_to_their_url_paths(config_copy: Path, documented, tmp_path) -> None:
+    out_dir = tmp_path / "site"
+    first = _run(config_copy, tmp_path / "var", "feeds", "build", "--out", str(out_dir))
+    assert first.exit_code == 0, first.output
+    assert "5 documents, 5 written" in first.output
+    project = load_config(config_copy).project
+    ics = (out_dir / "schools" / "school-1.ics").read_text(encoding="utf-8")
+    urls = {str(a) for ev in Calendar.from_ical(ics).walk("VEVENT") for a in _as_list(ev.get("ATTACH"))}
+    assert len(urls) == 5
+    base = str(project.settings.base_url).rstrip("/")
+    for url in urls:
+        from urllib.parse import unquote
+
+        local = out_dir / unquote(url.removeprefix(base).lstrip("/"))
+        assert local.read_bytes() in documented.values(), url
+    again = _run(config_copy, tmp_path / "var", "feeds", "build", "--out", str(out_dir))
+    assert "5 documents, 0 written" in again.output
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed")
+async def test_index_lists_public_documents_in_chromium(
+    config_copy: Path, documented, tmp_path, edit
+) -> None:
+    import asyncio
+    import shutil
+
+    edit(
+        "meetings/2020-09-25-heads.yaml",
+        "title: Презентация",
+        'title: "<script>alert(1)</script> Презентация"',
+    )
+    server = FeedServer(SQLiteStore(tmp_path / "state.db"), _Clock(), config_copy)
+    server.update(load_config(config_copy).project)
+    port = await server.start("127.0.0.1", 0)
+    profile = tmp_path / "chromium-profile"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--dump-dom", f"http://127.0.0.1:{port}/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await server.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+    dom = out.decode("utf-8")
+    meeting = dom.split('id="heads-2020-09"')[1].split("</li>\n")[0]
+    assert '<ul class="documents">' in meeting
+    titles = [t for t in _titles(meeting)]
+    assert titles[:2] == ["План организации встречи", FORMAT]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Презентация" in meeting and "<script>alert" not in dom
+    assert "Программа семинара" not in dom  # the team seminar's document is not public
+
+
+def _titles(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<li><a href="[^"]+">([^<]+)</a></li>', html)
