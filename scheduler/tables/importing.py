@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -14,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.scalarstring import ScalarString
 
 from ..errors import ConfigError, CyclogramError, Problem
 from ..model import School
+from .columns import FIELDS, Columns, find_columns, norm, parse_map
 from .reading import Sheet, TableFormatError, read_table
+from .roundtrip import flow_map, flow_seq, like, move_gap, plain, round_trip_yaml, write_atomically
 from .translit import make_id
 
 __all__ = [
@@ -34,54 +33,10 @@ __all__ = [
     "parse_map",
 ]
 
-# What a column may hold; `ignore` drops a column --map names.
-FIELDS = ("id", "name", "short_name", "head", "email", "language", "team", "ignore")
-
-# Headers as Russian registers and English tables write them, compared after `_norm`.
-_HEADERS = {
-    "name": (
-        "наименование оо", "школа", "образовательная организация", "school", "наименование",
-        "полное наименование", "полное наименование оо", "название", "название школы", "школа оо",
-        "наименование образовательной организации", "наименование организации", "school name", "name",
-        "оо",
-    ),
-    "short_name": (
-        "краткое наименование", "short name", "краткое наименование оо", "сокращенное наименование",
-        "краткое название", "короткое название",
-    ),
-    "id": ("код", "id", "код оо", "идентификатор", "school id", "code"),
-    "head": (
-        "фио руководителя", "руководитель", "head", "директор", "фио директора", "head name",
-        "руководитель оо", "фио руководителя оо", "principal", "headteacher",
-    ),
-    "email": (
-        "электронная почта", "email", "адрес электронной почты", "почта", "электронная почта оо",
-        "электронная почта руководителя", "email руководителя", "head email", "heads email", "e mail",
-    ),
-    "language": ("язык", "language", "язык рассылки", "язык писем"),
-    "team": ("команда", "team", "команды", "teams", "сетевая команда"),
-}  # fmt: skip
-_BY_HEADER = {header: name for name, headers in _HEADERS.items() for header in headers}
-_FIELD_WORDS = {
-    "id": "school id",
-    "name": "school name",
-    "short_name": "short name",
-    "head": "head",
-    "email": "head's email",
-    "language": "language",
-    "team": "team",
-}
 _LANGUAGES = {
     "ru": "ru", "rus": "ru", "russian": "ru", "русский": "ru", "рус": "ru", "русский язык": "ru",
     "en": "en", "eng": "en", "english": "en", "английский": "en", "англ": "en", "английский язык": "en",
 }  # fmt: skip
-_HEADER_ROWS = 20  # a register's export may open with a title and a blank line before the headers
-
-
-def _norm(text: str) -> str:
-    """Header or name as compared: case, ё, punctuation and spacing ignored."""
-    text = text.casefold().replace("ё", "е")
-    return " ".join(re.sub(r"[^\w\s]", "", text).split())
 
 
 def describe(problem: Problem) -> str:
@@ -129,133 +84,6 @@ class ImportResult:
         return bool(self.diff)
 
 
-def parse_map(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """`COLUMN=FIELD` options as {normalised column: field}; a column may be a header or a letter."""
-    out: dict[str, str] = {}
-    for item in items:
-        column, sep, name = item.partition("=")
-        name = name.strip().lower().replace("-", "_")
-        if not sep or not column.strip() or name not in FIELDS:
-            raise TableFormatError(f"--map {item!r}: write COLUMN=FIELD, FIELD one of: {', '.join(FIELDS)}")
-        out[_norm(column)] = name
-    return out
-
-
-@dataclass
-class _Columns:
-    header_row: int
-    by_field: dict[str, int]  # field -> column index
-    labels: dict[int, str]  # column index -> header as written
-
-    def where(self, name: str) -> str:
-        index = self.by_field.get(name)
-        if index is None:
-            return f"({_FIELD_WORDS.get(name, name)})"
-        return f"{Sheet.column_letter(index)} «{self.labels[index]}»"
-
-
-def _columns(sheet: Sheet, mapping: Mapping[str, str]) -> _Columns:
-    best: tuple[int, int, dict[str, int], dict[int, str]] | None = None
-    seen = 0
-    for number, cells in sheet.rows:
-        if not any(cells):
-            continue
-        seen += 1
-        if seen > _HEADER_ROWS:
-            break
-        found: dict[str, int] = {}
-        labels: dict[int, str] = {}
-        for i, cell in enumerate(cells):
-            key = _norm(cell)
-            letter = Sheet.column_letter(i).lower()
-            name = mapping.get(key) or (mapping.get(letter) if letter in mapping else None)
-            name = name or _BY_HEADER.get(key)
-            if name and name not in found:
-                labels[i] = cell or Sheet.column_letter(i)
-                if name != "ignore":
-                    found[name] = i
-        if "name" in found and (best is None or len(found) > best[0]):
-            best = (len(found), number, found, labels)
-    if best is None:
-        heads = next((cells for _, cells in sheet.rows if any(cells)), [])
-        shown = ", ".join(f"«{h}»" for h in heads if h) or "none"
-        raise TableFormatError(
-            f"{sheet.path}: no column with the school's name (Наименование ОО, Школа, School...); "
-            f"headers seen: {shown}; name the column with --map COLUMN=name"
-        )
-    return _Columns(best[1], best[2], best[3])
-
-
-# --- the YAML document ------------------------------------------------------------------------------------
-
-
-def _yaml(text: str) -> YAML:
-    """A round-trip YAML that writes the list indentation the file already uses."""
-    y = YAML()
-    y.preserve_quotes = True
-    y.width = 4096  # never re-wrap the organiser's long lines
-    found = re.search(r"^[ \t]*schools:[ \t]*(?:#.*)?\n(?:[ \t]*(?:#.*)?\n)*( *)-( +)\S", text, re.M)
-    offset, gap = (len(found.group(1)), len(found.group(2))) if found else (2, 1)
-    y.indent(mapping=2, sequence=offset + 1 + gap, offset=offset)
-    return y
-
-
-def _tail_comment(entry: Any) -> tuple[Any, Any] | None:
-    """The comment token that ends an entry (its last key's, or that key's value's): (holder, key)."""
-    while isinstance(entry, CommentedMap) and len(entry):
-        key = list(entry)[-1]
-        slot = entry.ca.items.get(key)
-        if slot and len(slot) > 2 and slot[2] is not None:
-            return entry, key
-        entry = entry[key]
-    return None
-
-
-def _move_gap(previous: Any, new: Any) -> None:
-    """Blank lines and comments after the last school belong after the school appended below it."""
-    found = _tail_comment(previous)
-    if found is None:
-        return
-    holder, key = found
-    token = holder.ca.items[key][2]
-    first, newline, rest = token.value.partition("\n")
-    if not rest:
-        return
-    token.value = first + newline
-    last = list(new)[-1]
-    new.yaml_add_eol_comment("# x", last)  # creates the slot, replaced just below
-    slot = new.ca.items[last]
-    slot[2].value = "\n" + rest
-
-
-def _plain(node: Any) -> Any:
-    """A ruamel node as plain Python values, for the model to check."""
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, ScalarString):
-        return str(node)
-    return node
-
-
-def _like(old: Any, new: str) -> Any:
-    """`new` in the quoting style of the value it replaces."""
-    return type(old)(new) if isinstance(old, ScalarString) else new
-
-
-def _flow_map(**items: Any) -> CommentedMap:
-    out = CommentedMap(items)
-    out.fa.set_flow_style()
-    return out
-
-
-def _flow_seq(items: list[str]) -> CommentedSeq:
-    out = CommentedSeq(items)
-    out.fa.set_flow_style()
-    return out
-
-
 # --- rows -------------------------------------------------------------------------------------------------
 
 
@@ -271,10 +99,10 @@ class _Row:
 
 
 def _language(value: str) -> str | None:
-    return _LANGUAGES.get(_norm(value)) if value else None
+    return _LANGUAGES.get(norm(value)) if value else None
 
 
-def _school_problem(sheet: Sheet, cols: _Columns, row: _Row, exc: ValidationError) -> list[Problem]:
+def _school_problem(sheet: Sheet, cols: Columns, row: _Row, exc: ValidationError) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -292,7 +120,7 @@ def _school_problem(sheet: Sheet, cols: _Columns, row: _Row, exc: ValidationErro
     return out
 
 
-def _read_rows(sheet: Sheet, cols: _Columns) -> list[_Row]:
+def _read_rows(sheet: Sheet, cols: Columns) -> list[_Row]:
     rows = []
     for number, cells in sheet.rows:
         if number <= cols.header_row or not any(cells):
@@ -314,16 +142,14 @@ def _read_rows(sheet: Sheet, cols: _Columns) -> list[_Row]:
     return rows
 
 
-def _build(
-    sheet: Sheet, cols: _Columns, rows: list[_Row], schools: CommentedSeq, teams: CommentedSeq
-) -> None:
+def _build(sheet: Sheet, cols: Columns, rows: list[_Row], schools: CommentedSeq, teams: CommentedSeq) -> None:
     """Match each row to a school, work out what it becomes and check it; problems stay on the rows."""
     by_id = {str(s.get("id")): i for i, s in enumerate(schools)}
     by_name: dict[str, int] = {}
     for i, s in enumerate(schools):
         for key in ("name", "short_name"):
             if s.get(key):
-                by_name.setdefault(_norm(str(s[key])), i)
+                by_name.setdefault(norm(str(s[key])), i)
     taken = set(by_id)
     ids_seen: dict[str, int] = {}
     names_seen: dict[str, int] = {}
@@ -343,9 +169,9 @@ def _build(
             row.problems.append(Problem(sheet.path, row.number, cols.where("id"), "the id is empty"))
             continue
         if "id" not in has:
-            row.existing = by_name.get(_norm(name))
+            row.existing = by_name.get(norm(name))
             if row.existing is None and v.get("short_name"):
-                row.existing = by_name.get(_norm(v["short_name"]))
+                row.existing = by_name.get(norm(v["short_name"]))
             if row.existing is not None:
                 row.school_id = str(schools[row.existing]["id"])
             else:
@@ -365,7 +191,7 @@ def _build(
             continue
         ids_seen[row.school_id] = row.number
         if "id" not in has:
-            key = _norm(name)
+            key = norm(name)
             if key in names_seen:
                 row.problems.append(
                     Problem(
@@ -378,7 +204,7 @@ def _build(
                 )
                 continue
             names_seen[key] = row.number
-        base = _plain(schools[row.existing]) if row.existing is not None else {}
+        base = plain(schools[row.existing]) if row.existing is not None else {}
         school = {"id": row.school_id, **{k: x for k, x in base.items() if k != "id"}}
         school["name"] = name
         if "short_name" in has:
@@ -421,7 +247,7 @@ def _team_index(teams: CommentedSeq) -> dict[str, int]:
     for i, t in enumerate(teams):
         out[str(t.get("id"))] = i
         if t.get("name"):
-            out.setdefault(_norm(str(t["name"])), i)
+            out.setdefault(norm(str(t["name"])), i)
     return out
 
 
@@ -435,14 +261,14 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
             entry["id"] = new["id"]
             for key in ("name", "short_name"):
                 if key in new:
-                    entry[key] = _like(style.get(key), new[key])
+                    entry[key] = like(style.get(key), new[key])
             head = new["head"]
             old_head = style.get("head") or {}
-            entry["head"] = _flow_map(name=_like(old_head.get("name"), head["name"]), email=head["email"])
+            entry["head"] = flow_map(name=like(old_head.get("name"), head["name"]), email=head["email"])
             if "language" in new:
                 entry["language"] = new["language"]
             if len(schools):
-                _move_gap(schools[-1], entry)
+                move_gap(schools[-1], entry)
             schools.append(entry)
             result.added.append(new["id"])
             continue
@@ -458,8 +284,8 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
                     want = new.get("head", {}).get(part)
                     if want is not None and (head is None or str(head.get(part)) != want):
                         if head is None:
-                            head = entry["head"] = _flow_map()
-                        head[part] = _like(head.get(part), want)
+                            head = entry["head"] = flow_map()
+                        head[part] = like(head.get(part), want)
                         changed.append(f"head.{part}")
                 continue
             want = new.get(key)
@@ -471,9 +297,9 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
                 if have is None:
                     # keep the model's order: short_name after name, language last
                     position = list(entry).index("name") + 1 if key == "short_name" else len(entry)
-                    entry.insert(position, key, _like(style.get(key), want))
+                    entry.insert(position, key, like(style.get(key), want))
                 else:
-                    entry[key] = _like(have, want)
+                    entry[key] = like(have, want)
                 changed.append(key)
         if changed:
             result.updated[new["id"]] = changed
@@ -488,19 +314,19 @@ def _apply(doc: CommentedMap, rows: list[_Row], result: ImportResult, ordered_ke
         members_of: dict[int, set[str]] = {}
         for row in rows:
             for label in row.teams:
-                i = index.get(label, index.get(_norm(label)))
+                i = index.get(label, index.get(norm(label)))
                 if i is None:
                     team_id = make_id(label, {str(t.get("id")) for t in teams}, fallback="team")
                     model = teams[0] if len(teams) else {}
                     teams.append(
-                        CommentedMap(id=team_id, name=_like(model.get("name"), label), schools=_flow_seq([]))
+                        CommentedMap(id=team_id, name=like(model.get("name"), label), schools=flow_seq([]))
                     )
                     i = len(teams) - 1
-                    index[team_id] = index[_norm(label)] = i
+                    index[team_id] = index[norm(label)] = i
                     result.teams_added.append(team_id)
                 members = teams[i].get("schools")
                 if members is None:
-                    members = teams[i]["schools"] = _flow_seq([])
+                    members = teams[i]["schools"] = flow_seq([])
                 known = members_of.setdefault(i, {str(m) for m in members})
                 if row.school_id not in known:
                     known.add(row.school_id)
@@ -533,20 +359,6 @@ def _check_result(config: Path, participants: Path, text: str) -> list[Problem]:
         return [_real_path(config, copy, p) for p in loaded.warnings]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def import_participants(
     config: Path,
     table: Path,
@@ -567,7 +379,7 @@ def import_participants(
         original = participants.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CyclogramError(f"{participants}: cannot read: {exc}") from None
-    y = _yaml(original)
+    y = round_trip_yaml(original)
     try:
         doc = y.load(original)
     except YAMLError as exc:
@@ -576,7 +388,7 @@ def import_participants(
         raise CyclogramError(f"{participants}: should be a mapping with a `schools:` list")
 
     data = read_table(table, sheet)
-    cols = _columns(data, mapping or {})
+    cols = find_columns(data, mapping or {})
     rows = _read_rows(data, cols)
     if not rows:
         raise TableFormatError(f"{table}: no rows below the headers (row {cols.header_row})")
@@ -607,6 +419,6 @@ def import_participants(
     result.warnings = _check_result(config, participants, text)
     if dry_run:
         return result
-    _write_atomically(participants, text)
+    write_atomically(participants, text)
     result.written = True
     return result
