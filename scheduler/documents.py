@@ -37,6 +37,7 @@ __all__ = [
 
 DEFAULT_KINDS = {"meeting": ("invitation", "agenda"), "minutes": ("summary",)}
 MB = 1024 * 1024
+OUTBOX_NOTE = 1024**3  # validate notes a mailing whose attachments would fill the outbox past this
 
 # mimetypes reads the system's tables, which differ between machines and lack the office formats on
 # some; the types the organisers actually send are fixed here.
@@ -304,4 +305,13 @@ def document_notes(loaded: LoadedConfig) -> list[str]:
                         f"the files attached to one message may not exceed {limit_mb:g} MB "
                         "(documents.attach_limit_mb in project.yaml)"
                     )
+            # Every copy is kept in the outbox until it is sent: attachments times recipients.
+            attached = sum(p.size for p in planned if p.attached)
+            total = attached * len(project.recipients(meeting.audience)) * 4 // 3  # base64
+            if total > OUTBOX_NOTE:
+                notes.append(
+                    f"{meeting.id}: {kind}: {attached / MB:.1f} MB attached to each of "
+                    f"{len(project.recipients(meeting.audience))} messages: about {total / 1024**3:.1f} GB in "
+                    "the outbox until sent; `attach: link` keeps such documents out of the messages"
+                )
     return notes

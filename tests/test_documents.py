@@ -230,6 +230,19 @@ def test_validate_notes_documents_over_the_limit(
     assert out.exit_code == 0, out.output
     assert f"note: heads-2020-09: invitation: documents/{BIG} (0.3 MB) goes as a link" in out.output
     assert "may not exceed 0.2 MB (documents.attach_limit_mb in project.yaml)" in out.output
+    assert "GB in the outbox" not in out.output
+
+
+def test_validate_notes_attachments_that_would_fill_the_outbox(
+    config_copy: Path, documented: dict[str, bytes], tmp_path, monkeypatch
+) -> None:
+    from scheduler import documents
+
+    monkeypatch.setattr(documents, "OUTBOX_NOTE", 10_000)
+    out = _run(config_copy, tmp_path / "var", "validate")
+    assert out.exit_code == 0, out.output
+    size = (len(documented[PLAN]) + len(documented[FORMAT])) / 1024 / 1024
+    assert f"note: heads-2020-09: invitation: {size:.1f} MB attached to each of 6 messages" in out.output
 
 
 def _attach_by_reader(ics: bytes) -> dict[str, set[tuple[str, str]]]:
