@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
@@ -307,3 +307,46 @@ def test_ids_always_valid_stable_and_free(name: str, taken: set[str]) -> None:
     assert re.match(ID_PATTERN, made)
     assert made not in taken
     assert made == make_id(name, taken)
+
+
+_CYRILLIC = "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
+_NAME = st.text(_CYRILLIC + "0123456789 №«»-.,\"'", min_size=1, max_size=40).filter(lambda s: s.strip())
+_LOCAL = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(_NAME, _NAME, _LOCAL),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda t: " ".join(t[0].split()).casefold(),
+    ),
+    st.sampled_from([("cp1251", ";"), ("utf-8", ","), ("utf-8-sig", "\t"), ("utf-16", "\t")]),
+)
+def test_any_table_of_new_schools_imports_validates_and_reimports_unchanged(rows, form) -> None:
+    import shutil
+    import tempfile
+
+    from tests.conftest import EXAMPLE
+
+    encoding, delimiter = form
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config"
+        shutil.copytree(EXAMPLE, config)
+        table = [["Школа", "Руководитель", "Электронная почта"]]
+        table += [[f"Новая {name}", head, f"{local}@schools.example.org"] for name, head, local in rows]
+        out = io.StringIO(newline="")
+        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(table)
+        path = Path(tmp) / "t.csv"
+        path.write_bytes(out.getvalue().encode(encoding))
+        result = import_participants(config, path)
+        assert len(result.added) == len(rows)
+        project = load_config(config).project  # the import ran validate before writing
+        by_id = {s.id: s for s in project.schools}
+        for school_id, (name, head, local) in zip(result.added, rows, strict=True):
+            school = by_id[school_id]
+            assert school.name == " ".join(f"Новая {name}".split())
+            assert school.head.name == " ".join(head.split())
+            assert school.head.email == f"{local}@schools.example.org"
+        assert import_participants(config, path).diff == ""
