@@ -350,3 +350,14 @@ def test_any_table_of_new_schools_imports_validates_and_reimports_unchanged(rows
             assert school.head.name == " ".join(head.split())
             assert school.head.email == f"{local}@schools.example.org"
         assert import_participants(config, path).diff == ""
+
+
+def test_headers_as_registers_write_them(config_copy: Path, tmp_path: Path) -> None:
+    rows = [
+        ["№ п/п", "Код ОКПО", "Наименование ОО (полное)", "Электронная почта ОО", "ФИО руководителя ОО",
+         "Электронная почта", "Язык рассылки (ru/en)"],
+        ["1", "12345678", "Гимназия № 3", "office@gym3.example.org", "Кузнецова Мария Александровна",
+         "head@gym3.example.org", ""],
+    ]  # fmt: skip
+    result = import_participants(config_copy, _xlsx(tmp_path / "t.xlsx", rows))
+    assert result.unchanged == ["gymnasium-3"] and not result.added  # the OKPO code is not an id

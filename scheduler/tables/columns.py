@@ -31,7 +31,7 @@ _HEADERS = {
         "руководитель оо", "фио руководителя оо", "principal", "headteacher",
     ),
     "email": (
-        "электронная почта", "email", "адрес электронной почты", "почта", "электронная почта оо",
+        "электронная почта", "email", "адрес электронной почты", "почта",
         "электронная почта руководителя", "email руководителя", "head email", "heads email", "e mail",
     ),
     "language": ("язык", "language", "язык рассылки", "язык писем"),
@@ -47,6 +47,19 @@ _FIELD_WORDS = {
     "language": "language",
     "team": "team",
 }
+
+# A header that begins with one of these and says more ("Наименование ОО (полное)", "ФИО руководителя ОО",
+# "E-mail руководителя") is that field too; single words that also begin other headers ("код" of
+# "Код ОКПО", "школа" of "Школа: адрес") must match exactly.
+_PREFIXES = sorted(
+    [(h, n) for h, n in _BY_HEADER.items() if " " in h]
+    + [
+        (h, n)
+        for h, n in _BY_HEADER.items()
+        if h in ("email", "команда", "team", "язык", "language", "директор")
+    ],
+    key=lambda item: -len(item[0]),
+)
 
 _HEADER_ROWS = 20  # a register's export may open with a title and a blank line before the headers
 
@@ -82,6 +95,15 @@ class Columns:
         return f"{Sheet.column_letter(index)} «{self.labels[index]}»"
 
 
+def _field(key: str, letter: str, mapping: Mapping[str, str], exact: bool) -> str | None:
+    if exact:
+        return mapping.get(key) or mapping.get(letter) or _BY_HEADER.get(key)
+    for header, name in _PREFIXES:
+        if key.startswith(header + " "):
+            return name
+    return None
+
+
 def find_columns(sheet: Sheet, mapping: Mapping[str, str]) -> Columns:
     best: tuple[int, int, dict[str, int], dict[int, str]] | None = None
     seen = 0
@@ -93,15 +115,16 @@ def find_columns(sheet: Sheet, mapping: Mapping[str, str]) -> Columns:
             break
         found: dict[str, int] = {}
         labels: dict[int, str] = {}
-        for i, cell in enumerate(cells):
-            key = norm(cell)
-            letter = Sheet.column_letter(i).lower()
-            name = mapping.get(key) or (mapping.get(letter) if letter in mapping else None)
-            name = name or _BY_HEADER.get(key)
-            if name and name not in found:
-                labels[i] = cell or Sheet.column_letter(i)
-                if name != "ignore":
-                    found[name] = i
+        # Exact headers (and --map) first, so that "Электронная почта" wins over "Электронная почта ОО".
+        for exact in (True, False):
+            for i, cell in enumerate(cells):
+                if i in labels:
+                    continue
+                name = _field(norm(cell), Sheet.column_letter(i).lower(), mapping, exact)
+                if name and name not in found:
+                    labels[i] = cell or Sheet.column_letter(i)
+                    if name != "ignore":
+                        found[name] = i
         if "name" in found and (best is None or len(found) > best[0]):
             best = (len(found), number, found, labels)
     if best is None:
