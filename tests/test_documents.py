@@ -496,3 +496,15 @@ def _titles(html: str) -> list[str]:
     import re
 
     return re.findall(r'<li><a href="[^"]+">([^<]+)</a></li>', html)
+
+
+def test_document_paths_in_the_model() -> None:
+    from pydantic import ValidationError
+
+    from scheduler.model import Document
+
+    assert Document.model_validate("documents\\План.docx").file == "documents/План.docx"  # typed on Windows
+    assert Document.model_validate({"file": "a.pdf"}).attach == "auto"
+    for bad in ("../a.pdf", "/etc/passwd", "C:/docs/a.pdf", "docs/", "a\x00.pdf", "docs/../../a.pdf", "."):
+        with pytest.raises(ValidationError):
+            Document.model_validate(bad)

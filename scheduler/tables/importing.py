@@ -215,7 +215,9 @@ def _build(sheet: Sheet, cols: Columns, rows: list[_Row], schools: CommentedSeq,
         if "head" in has:
             head["name"] = v["head"]
         if "email" in has:
-            head["email"] = v["email"]
+            # Addresses copied from a mail client come as mailto: links or <angle brackets>.
+            email = re.sub(r"^mailto:", "", v["email"], flags=re.I).strip("<> ")
+            head["email"] = email
         if head or row.existing is None:
             school["head"] = head
         if "language" in has:
