@@ -149,7 +149,13 @@ def test_same_address_in_two_rows_is_one_person_heading_two_schools(
     rows = [
         HEADERS,
         *FIVE,
-        ["Средняя школа № 1 (филиал)", "СШ № 1 ф", "Иванова Анна Петровна", "mailto:HEAD@school1.example.org", ""],
+        [
+            "Средняя школа № 1 (филиал)",
+            "СШ № 1 ф",
+            "Иванова Анна Петровна",
+            "mailto:HEAD@school1.example.org",
+            "",
+        ],
         ["Детский сад № 5", "", "Иванова Анна Петровна", "head@school1.example.org", ""],
     ]
     result = import_participants(config_copy, _xlsx(tmp_path / "t.xlsx", rows))
