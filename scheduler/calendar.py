@@ -107,6 +107,11 @@ def meeting_fingerprint(project: Project, meeting: Meeting) -> str:
     )
     data["zone"] = project.zone(meeting).key
     data["organizer"] = project.settings.organizer.model_dump(mode="json")
+    from .documents import content_type, documents_of
+
+    attached = [(d.file, content_type(d.file)) for _, d in documents_of(meeting)]
+    if attached:  # the ATTACH lines; a meeting without documents keeps the fingerprint it always had
+        data["documents"] = attached
     return _digest(data)
 
 

@@ -508,3 +508,25 @@ def test_document_paths_in_the_model() -> None:
     for bad in ("../a.pdf", "/etc/passwd", "C:/docs/a.pdf", "docs/", "a\x00.pdf", "docs/../../a.pdf", "."):
         with pytest.raises(ValidationError):
             Document.model_validate(bad)
+
+
+def test_adding_a_document_raises_the_sequence(config_copy: Path, tmp_path: Path, edit) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+
+    def sequence() -> int:
+        feeds = current_feeds(store, load_config(config_copy).project, NOW)
+        event = next(
+            e for e in Calendar.from_ical(feeds["meetings/summing-up-2021-05.ics"].data).walk("VEVENT")
+        )
+        return int(event["SEQUENCE"])
+
+    before = sequence()
+    (config_copy / "documents").mkdir()
+    (config_copy / "documents" / PLAN).write_bytes(minimal_pdf())
+    edit(
+        "meetings/2021-05-27-summing-up.yaml",
+        "audience: all\n",
+        f"audience: all\ndocuments:\n  - documents/{PLAN}\n",
+    )
+    assert sequence() == before + 1
+    assert sequence() == before + 1  # and stays there while nothing else changes
