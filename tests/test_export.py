@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from cli import main
 from scheduler.config import load_config
 from scheduler.plan import build_plan
-from scheduler.tables.exporting import neutralise, table_for, write_csv, write_xlsx
+from scheduler.tables.exporting import Answer, neutralise, table_for, write_csv, write_xlsx
 
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
 
@@ -82,18 +82,29 @@ def test_plan_export_matches_the_plan(example, tmp_path: Path) -> None:
     assert rows[1][1] == first.kind and rows[1][5] == first.recipients
 
 
-def test_attendance_from_the_minutes(example, tmp_path: Path) -> None:
-    table = table_for("attendance", example.project, now=NOW)
+def test_attendance_per_person_with_answers_and_the_minutes(example, tmp_path: Path) -> None:
     project = example.project
-    expected = sum(len(project.audience_schools(m.audience)) for m in project.meetings)
-    assert len(table.rows) == expected
-    for meeting in project.meetings:
-        mine = [r for r in table.rows if r[0] == meeting.id]
-        if meeting.minutes is None:
-            assert {r[5] for r in mine} == {""}
-        else:
-            attended = {r[2] for r in mine if r[5] == "да"}
-            assert attended == set(meeting.minutes.attendance) & {r[2] for r in mine}
+    said = {"heads-2020-09": {"head@school2.example.org": Answer("DECLINED", NOW),
+                              "deputy@school1.example.org": Answer("ACCEPTED", NOW)}}  # fmt: skip
+    table = table_for("attendance", project, now=NOW, answers=lambda m: said.get(m.id, {}))
+    people = {
+        m.id: [(s.id, p.email) for s in project.audience_schools(m.audience)
+               for p in (s.head, *[c for c in s.contacts if c.notify])]
+        for m in project.meetings
+    }  # fmt: skip
+    assert [(r[0], r[2], r[5]) for r in table.rows] == [
+        (m, s, e) for m, pairs in people.items() for s, e in pairs
+    ]
+    heads = {r[5]: r for r in table.rows if r[0] == "heads-2020-09"}
+    assert heads["head@school2.example.org"][6] == "не сможет"
+    assert heads["head@school2.example.org"][7] == datetime(2020, 9, 15, 10, 0)  # in the project's zone
+    assert heads["deputy@school1.example.org"][6] == "примет участие"
+    assert heads["head@gym3.example.org"][6] == "нет ответа"
+    minutes = project.meeting("heads-2020-09").minutes
+    assert {r[2] for r in heads.values() if r[8] == "да"} == set(minutes.attendance)
+    assert {r[8] for r in table.rows if r[0] != "heads-2020-09"} <= {"", "нет", "да"}
+    rows = _read_csv(write_csv(table))
+    assert rows[0][6] == "Ответ" and len(rows) == len(table.rows) + 1
 
 
 def test_export_needs_a_file(config_copy: Path, tmp_path: Path) -> None:

@@ -13,9 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CyclogramError
-from ..model import Project
+from ..model import Meeting, Project
 
-__all__ = ["EXPORTS", "Table", "export_table", "neutralise", "table_for", "write_csv", "write_xlsx"]
+__all__ = [
+    "EXPORTS",
+    "Answer",
+    "Answers",
+    "Table",
+    "export_table",
+    "neutralise",
+    "table_for",
+    "write_csv",
+    "write_xlsx",
+]
 
 EXPORTS = ("participants", "plan", "attendance")
 
@@ -34,8 +44,9 @@ _HEADERS = {
         "en": ["When", "Mailing", "Meeting", "Key event", "Item", "Recipients", "State"],
     },
     "attendance": {
-        "ru": ["Встреча", "Дата", "Код", "Наименование ОО", "Ответ", "Присутствовали"],
-        "en": ["Meeting", "Date", "ID", "School", "Answer", "Attended"],
+        "ru": ["Встреча", "Дата", "Код", "Наименование ОО", "Участник", "Электронная почта", "Ответ",
+               "Когда ответил", "Присутствовали"],
+        "en": ["Meeting", "Date", "ID", "School", "Person", "Email", "Answer", "Answered", "Attended"],
     },
 }  # fmt: skip
 _YES_NO = {"ru": ("да", "нет"), "en": ("yes", "no")}
@@ -80,18 +91,50 @@ def _plan(project: Project, now: datetime, done: Mapping[str, str]) -> list[list
     ]  # fmt: skip
 
 
-def _attendance(
-    project: Project, language: str, answers: Callable[[str], Mapping[str, str]] | None
-) -> list[list[Any]]:
+_ANSWERS = {
+    "ru": {"ACCEPTED": "примет участие", "DECLINED": "не сможет", "TENTATIVE": "возможно",
+           "NEEDS-ACTION": "нет ответа"},
+    "en": {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "NEEDS-ACTION": "no answer"},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one person answered to a meeting's invitation (RFC 5545 PARTSTAT), and when."""
+
+    partstat: str
+    at: datetime | None = None
+
+
+# (meeting) -> {address in lower case: answer}; the state store's answers, where there are any.
+Answers = Callable[[Meeting], Mapping[str, Answer]]
+
+
+def _attendance(project: Project, language: str, answers: Answers | None) -> list[list[Any]]:
+    """A row per meeting, invited school and person its mail goes to (head, notified contacts)."""
     yes, no = _YES_NO[language]
+    zone = project.zone()
     rows = []
     for meeting in project.meetings:
-        said = answers(meeting.id) if answers else {}
+        said = answers(meeting) if answers else {}
         attended = set(meeting.minutes.attendance) if meeting.minutes else None
         day = project.meeting_start(meeting).date()
         for school in project.audience_schools(meeting.audience):
             mark = "" if attended is None else (yes if school.id in attended else no)
-            rows.append([meeting.id, day, school.id, school.name, said.get(school.id, ""), mark])
+            seen: set[str] = set()
+            for person in (school.head, *[c for c in school.contacts if c.notify]):
+                key = person.email.lower()
+                if key in seen:
+                    continue
+                seen.add(key)
+                answer = said.get(key)
+                text = _ANSWERS[language][answer.partstat] if answer else ""
+                if answers is not None and answer is None:
+                    text = _ANSWERS[language]["NEEDS-ACTION"]
+                when = answer.at.astimezone(zone).replace(tzinfo=None) if answer and answer.at else None
+                rows.append(
+                    [meeting.id, day, school.id, school.name, person.name, person.email, text, when, mark]
+                )
     return rows
 
 
@@ -101,7 +144,7 @@ def table_for(
     *,
     now: datetime,
     done: Mapping[str, str] | None = None,
-    answers: Callable[[str], Mapping[str, str]] | None = None,
+    answers: Answers | None = None,
 ) -> Table:
     """The table of one export, headed in the project's language."""
     language = project.settings.language
