@@ -829,7 +829,7 @@ def _export_command(kind: str, doc: str) -> None:
 _export_command("participants", "The schools, their heads, languages and teams (the columns import reads).")
 _export_command("plan", "The year's mailings with their time, recipients and state.")
 _export_command(
-    "attendance", "Per meeting and invited school: the answer given and attendance from the minutes."
+    "attendance", "Per meeting, invited school and person: the answer given and attendance from the minutes."
 )
 
 
