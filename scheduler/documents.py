@@ -32,6 +32,7 @@ __all__ = [
     "is_public",
     "plan_documents",
     "resolve",
+    "sent_size",
     "write_documents",
 ]
 
@@ -60,6 +61,12 @@ _TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
 }
+
+
+def sent_size(size: int) -> int:
+    """Bytes a file takes in a message: base64 (4 for 3), in lines of 76 with CRLF, and its part headers."""
+    encoded = 4 * -(-size // 3)
+    return encoded + 2 * -(-encoded // 76) + 512
 
 
 class DocumentError(CyclogramError):
@@ -179,12 +186,12 @@ def plan_documents(
         size = path.stat().st_size
         name = PurePosixPath(doc.file).name
         data = None
-        if doc.attach == "auto" and used + size <= limit:
+        if doc.attach == "auto" and used + sent_size(size) <= limit:
             try:
                 data = path.read_bytes() if read else b""
             except OSError as exc:
                 raise DocumentError(f"{doc.file}: cannot be read ({exc.strerror})") from None
-            used += len(data) if read else size
+            used += sent_size(size)
         out.append(
             Planned(doc, name, content_type(name), size, document_url(project, secret, meeting, doc), data)
         )
@@ -301,13 +308,15 @@ def document_notes(loaded: LoadedConfig) -> list[str]:
             for p in planned:
                 if not p.attached and p.document.attach == "auto":
                     notes.append(
-                        f"{meeting.id}: {kind}: {p.document.file} ({p.size / MB:.1f} MB) goes as a link: "
-                        f"the files attached to one message may not exceed {limit_mb:g} MB "
-                        "(documents.attach_limit_mb in project.yaml)"
+                        f"{meeting.id}: {kind}: {p.document.file} ({p.size / MB:.1f} MB, "
+                        f"{sent_size(p.size) / MB:.1f} MB as sent) goes as a link: the files attached to one "
+                        f"message may not exceed {limit_mb:g} MB (documents.attach_limit_mb in project.yaml)"
                     )
             # Every copy is kept in the outbox until it is sent: attachments times recipients.
             attached = sum(p.size for p in planned if p.attached)
-            total = attached * len(project.recipients(meeting.audience)) * 4 // 3  # base64
+            total = sum(sent_size(p.size) for p in planned if p.attached) * len(
+                project.recipients(meeting.audience)
+            )
             if total > OUTBOX_NOTE:
                 notes.append(
                     f"{meeting.id}: {kind}: {attached / MB:.1f} MB attached to each of "

@@ -191,7 +191,11 @@ class DocumentSettings(_Model):
     """How meeting documents travel with the mail."""
 
     attach_limit_mb: float = Field(
-        10, gt=0, le=100, description="Most megabytes of files attached to one message; the rest are linked"
+        10,
+        gt=0,
+        le=19,
+        description="Most megabytes of attached files in one message, counted as sent (base64 adds a third); "
+        "the rest are linked",
     )
 
 

@@ -228,7 +228,10 @@ def test_validate_notes_documents_over_the_limit(
 ) -> None:
     out = _run(config_copy, tmp_path / "var", "validate")
     assert out.exit_code == 0, out.output
-    assert f"note: heads-2020-09: invitation: documents/{BIG} (0.3 MB) goes as a link" in out.output
+    assert (
+        f"note: heads-2020-09: invitation: documents/{BIG} (0.3 MB, 0.4 MB as sent) goes as a link"
+        in out.output
+    )
     assert "may not exceed 0.2 MB (documents.attach_limit_mb in project.yaml)" in out.output
     assert "GB in the outbox" not in out.output
 
@@ -530,3 +533,30 @@ def test_adding_a_document_raises_the_sequence(config_copy: Path, tmp_path: Path
     )
     assert sequence() == before + 1
     assert sequence() == before + 1  # and stays there while nothing else changes
+
+
+def test_the_limit_counts_files_as_sent(config_copy: Path, tmp_path: Path, edit) -> None:
+    from scheduler.documents import plan_documents, sent_size
+
+    (config_copy / "documents").mkdir()
+    for name in ("a.pdf", "b.pdf"):
+        (config_copy / "documents" / name).write_bytes(minimal_pdf(pad=300_000))
+    size = (config_copy / "documents" / "a.pdf").stat().st_size
+    assert sent_size(size) > size * 4 // 3  # base64 and its line breaks
+    edit(
+        "meetings/2021-05-27-summing-up.yaml",
+        "audience: all\n",
+        "audience: all\ndocuments: [documents/a.pdf, documents/b.pdf]\n",
+    )
+    # Room on disk for both, not as sent: the second one is linked.
+    with (config_copy / "project.yaml").open("a", encoding="utf-8") as fh:
+        fh.write(f"\ndocuments:\n  attach_limit_mb: {2 * size * 1.2 / 1024 / 1024}\n")
+    loaded = load_config(config_copy)
+    planned = plan_documents(
+        config_copy, loaded.project, loaded.project.meeting("summing-up-2021-05"), "invitation", "s"
+    )
+    assert [p.attached for p in planned] == [True, False]
+    messages = compose(
+        loaded, "invitation", meeting="summing-up-2021-05", store=SQLiteStore(tmp_path / "s.db"), now=NOW
+    )
+    assert all(len(m.message) < 2 * size * 1.2 for m in messages)
