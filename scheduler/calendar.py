@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
-from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur
+from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur, vText
 
 from .model import (
     WEEKDAYS,
@@ -28,7 +28,7 @@ from .model import (
     Recurrence,
 )
 from .templating import make_environment
-from .timezones import vtimezone
+from .timezones import assign_eras, vtimezone_for
 
 if TYPE_CHECKING:
     from .store import EventState, StateStore
@@ -226,6 +226,7 @@ def meeting_event(
     ev.add("TRANSP", "OPAQUE")
     ev.add("CLASS", "PUBLIC")
     _attach_documents(ev, project, meeting, secret)
+    assign_eras(ev)
     return ev
 
 
@@ -343,6 +344,7 @@ def key_event(
     ev.add("STATUS", status)
     ev.add("TRANSP", "TRANSPARENT" if all_day else "OPAQUE")
     ev.add("CLASS", "PUBLIC")
+    assign_eras(ev)
     return ev
 
 
@@ -451,7 +453,7 @@ Spans = dict[str, tuple[datetime, datetime]]
 
 
 def _tz_spans(components: Sequence[Component], cache: dict[int, Spans] | None = None) -> Spans:
-    """Per TZID, the earliest and latest local moments the components use.
+    """Per TZID (as `assign_eras` wrote it), the earliest and latest local moments the components use.
 
     `cache` keeps each component's own spans, for a caller that wraps the same components many times.
     """
@@ -467,14 +469,15 @@ def _tz_spans(components: Sequence[Component], cache: dict[int, Spans] | None = 
         return merged
     spans: Spans = {}
 
-    def note(value: Any) -> None:
+    def note(value: Any, tzid: str | None = None) -> None:
         moments = value if isinstance(value, list) else [value]
         for m in moments:
             dt = getattr(m, "dt", m)
             dts = getattr(m, "dts", None)
+            params = getattr(m, "params", None)
             for one in [d.dt for d in dts] if dts else [dt]:
                 if isinstance(one, datetime) and one.tzinfo is not None:
-                    key = getattr(one.tzinfo, "key", None)
+                    key = tzid or (params.get("TZID") if params else None) or getattr(one.tzinfo, "key", None)
                     if key and key != "UTC":
                         naive = one.replace(tzinfo=None)
                         lo, hi = spans.get(key, (naive, naive))
@@ -491,7 +494,7 @@ def _tz_spans(components: Sequence[Component], cache: dict[int, Spans] | None = 
                 if until and start is not None and isinstance(start.dt, datetime) and start.dt.tzinfo:
                     last = until[0] if isinstance(until, list) else until
                     if isinstance(last, datetime):
-                        note(last.astimezone(start.dt.tzinfo))
+                        note(last.astimezone(start.dt.tzinfo), start.params.get("TZID"))
     return spans
 
 
@@ -513,7 +516,7 @@ class SerialCache:
     def zone(self, tzid: str, lo: datetime, hi: datetime) -> bytes:
         key = (tzid, lo, hi)
         if key not in self.zones:
-            self.zones[key] = vtimezone(tzid, lo, hi).to_ical()
+            self.zones[key] = vtimezone_for(tzid, lo, hi).to_ical()
         return self.zones[key]
 
 
@@ -555,16 +558,18 @@ def wrap_calendar(
         cal.add("METHOD", method)
     else:
         # Subscription hints: a name and zone for clients that show them, how often to poll.
-        cal.add("NAME", name)
-        cal.add("X-WR-CALNAME", name)
+        # TEXT values (RFC 5545 3.3.11): icalendar escapes `,` `;` `\` and line breaks only for the
+        # properties it knows as TEXT, not for NAME (RFC 7986) or the X-WR- ones, so say so explicitly.
+        cal.add("NAME", vText(name))
+        cal.add("X-WR-CALNAME", vText(name))
         if description:
-            cal.add("DESCRIPTION", description)
-            cal.add("X-WR-CALDESC", description)
+            cal.add("DESCRIPTION", vText(description))
+            cal.add("X-WR-CALDESC", vText(description))
         cal.add("X-WR-TIMEZONE", project.settings.timezone)
         cal.add("REFRESH-INTERVAL", REFRESH, parameters={"VALUE": "DURATION"})
         cal.add("X-PUBLISHED-TTL", vDuration(REFRESH))
     for tzid, (lo, hi) in sorted(_tz_spans(comps).items()):
-        cal.add_component(vtimezone(tzid, lo, hi))
+        cal.add_component(vtimezone_for(tzid, lo, hi))
     for comp in comps:
         cal.add_component(comp)
     return cal

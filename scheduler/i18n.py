@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,8 @@ _RUSSIAN_ZONES = {
     "Asia/Anadyr",
 }
 
+_MOSCOW = ZoneInfo("Europe/Moscow")
+
 
 @cache
 def _locale(language: str) -> Locale:
@@ -61,11 +63,16 @@ def zone_label(moment: datetime, language: str) -> str:
     minutes = int(offset.total_seconds() // 60)
     key = getattr(moment.tzinfo, "key", "")
     if language == "ru" and key in _RUSSIAN_ZONES:
-        delta = minutes - 180
+        # Moscow's own offset at that instant: UTC+4 from 2011 to 2014, UTC+4 in summers before 2011.
+        delta = minutes - _minutes(moment.astimezone(_MOSCOW).utcoffset())
         return "МСК" if delta == 0 else f"МСК{_signed(delta)}"
-    if key == "Europe/Moscow" and minutes == 180:
-        return "MSK"
+    if key == "Europe/Moscow":
+        return moment.tzname() or "MSK"  # MSK, or MSD in the summers before 2011
     return f"UTC{_signed(minutes)}" if minutes else "UTC"
+
+
+def _minutes(offset: timedelta | None) -> int:
+    return int((offset or timedelta()).total_seconds() // 60)
 
 
 def _signed(minutes: int) -> str:

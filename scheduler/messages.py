@@ -16,7 +16,7 @@ import jinja2
 
 from . import mime
 from .changes import Change
-from .errors import CyclogramError, TemplateProblem
+from .errors import TemplateProblem
 from .i18n import format_day, format_month, format_span
 from .model import (
     ActionItem,
@@ -48,8 +48,9 @@ __all__ = [
 IMIP_METHODS = {"invitation": "REQUEST", "agenda": "REQUEST", "update": "REQUEST", "cancellation": "CANCEL"}
 
 
-class HeaderInjectionError(CyclogramError):
-    """A value bound for a mail header holds a line break (it would forge headers)."""
+class HeaderInjectionError(mime.HeaderValueError):
+    """A value bound for a mail header holds a line break or another control character (it would forge
+    headers, or be cut or refused by servers)."""
 
 
 @dataclass(frozen=True)
@@ -306,12 +307,16 @@ def render_templates(env: jinja2.Environment, name: str, language: str, context:
 
 
 def check_header(name: str, value: str) -> str:
-    """Refuse any line break in a header value: it would let data add headers of its own."""
+    """Refuse any line break in a header value: it would let data add headers of its own. Any other
+    control character (NUL, U+0085, U+2028...) is refused too: it must never reach a header raw."""
     if "\r" in value or "\n" in value:
         raise HeaderInjectionError(
             f"refusing to send: the {name} header would contain a line break: {value!r}"
         )
-    return value
+    try:
+        return mime.refuse_controls(name, value)
+    except mime.HeaderValueError as exc:
+        raise HeaderInjectionError(str(exc)) from None
 
 
 def message_id_for(mailing: str, recipient: str, revision: int, domain: str) -> str:
@@ -350,7 +355,7 @@ def build_message(
     host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
     list_name = check_header("List-Id", settings.title)
     head = [
-        f"From: {mime.address(organizer.name, organizer.email)}\r\n".encode("ascii"),
+        f"From: {mime.address(organizer.name, organizer.email, header_name='From')}\r\n".encode("ascii"),
         f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode("ascii"),
         f"Reply-To: {settings.reply_to}\r\n".encode("ascii") if settings.reply_to else b"",
         mime.header("Subject", rendered.subject),

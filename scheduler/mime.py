@@ -4,68 +4,136 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from urllib.parse import quote
 
-__all__ = ["Part", "address", "attachment", "encode_words", "header", "multipart", "part"]
+from .errors import CyclogramError
+
+__all__ = [
+    "HeaderValueError",
+    "Part",
+    "address",
+    "attachment",
+    "control_characters",
+    "encode_words",
+    "header",
+    "multipart",
+    "part",
+    "refuse_controls",
+]
 
 CRLF = b"\r\n"
-_WORD_BYTES = 45  # UTF-8 bytes per encoded-word: 60 base64 characters, under RFC 2047's limit of 75
-_LINE = 76
+_LINE = 78  # RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
+_WORD = 75  # RFC 2047 2: an encoded-word is at most 75 characters
+_PREFIX, _SUFFIX = "=?utf-8?b?", "?="
 
 
-def encode_words(text: str) -> str:
-    """RFC 2047 encoded-words for a non-ASCII header value, folded between words.
+class HeaderValueError(CyclogramError, ValueError):
+    """A value that cannot go into a header as it is (a control character or a line break)."""
 
-    Every space travels inside an encoded-word, since whitespace *between* encoded-words is ignored by
-    decoders. (CPython 3.11's own folder puts a space there at some folds, so a long Russian subject
-    reached readers as "проекта«Развитие"; that is why cyclogram writes its headers itself.)
+
+def control_characters(value: str) -> list[str]:
+    """The characters a header must never carry raw: C0/C1 controls (NUL, CR, LF, TAB, U+0085...), DEL,
+    and the Unicode line and paragraph separators (U+2028, U+2029)."""
+    return sorted({c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")})
+
+
+def refuse_controls(name: str, value: str) -> str:
+    """`value` unchanged, or HeaderValueError naming the header and the characters found."""
+    found = control_characters(value)
+    if found:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in found)
+        raise HeaderValueError(
+            f"refusing to send: the {name} header would contain a control character ({shown}): {value!r}"
+        )
+    return value
+
+
+def _word(chunk: bytes) -> str:
+    return f"{_PREFIX}{base64.b64encode(chunk).decode('ascii')}{_SUFFIX}"
+
+
+def _word_bytes(room: int) -> int:
+    """How many UTF-8 bytes fit in one encoded-word of at most `room` characters (and at most 75)."""
+    return max(3, (min(room, _WORD) - len(_PREFIX) - len(_SUFFIX)) // 4 * 3)
+
+
+def encode_words(text: str, first: int = _LINE - 1) -> str:
+    """RFC 2047 encoded-words for a header value, at most 75 characters each, one per folded line.
+
+    Words are cut between characters, never inside a UTF-8 sequence, and every space travels inside a
+    word, since whitespace *between* encoded-words is ignored by decoders. (CPython 3.11's own folder
+    puts a space there at some folds, so a long Russian subject reached readers as "проекта«Развитие";
+    that is why cyclogram writes its headers itself.) `first` is the room left on the header's first line.
     """
-    words, chunk = [], b""
+    words: list[str] = []
+    limit = _word_bytes(first)
+    chunk = b""
     for char in text:
         encoded = char.encode("utf-8")
-        if chunk and len(chunk) + len(encoded) > _WORD_BYTES:
-            words.append(chunk)
+        if chunk and len(chunk) + len(encoded) > limit:
+            words.append(_word(chunk))
             chunk = b""
+            limit = _word_bytes(_LINE - 1)  # later lines start with one space
         chunk += encoded
-    if chunk:
-        words.append(chunk)
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+    if chunk or not words:
+        words.append(_word(chunk))
+    return "\r\n ".join(words)
 
 
-def _fold_ascii(text: str, room: int) -> str:
-    """Fold a plain ASCII value at spaces so lines stay near 78 characters (RFC 5322 2.2.3)."""
-    if len(text) <= room:
-        return text
-    lines, line = [], ""
+def _fold_ascii(text: str, room: int) -> str | None:
+    """Fold a plain ASCII value at spaces so lines stay within 78 characters (RFC 5322 2.2.3); None if
+    some word is too long for a line, for the caller to encode instead."""
+    lines, line, limit = [], "", room
     for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > room:
+        if line and len(line) + 1 + len(word) > limit:
             lines.append(line)
-            line, room = word, _LINE
+            line, limit = word, _LINE - 1  # later lines start with one space
         else:
             line = f"{line} {word}" if line else word
     lines.append(line)
+    if len(lines[0]) > room or any(len(one) > _LINE - 1 for one in lines[1:]):
+        return None
     return "\r\n ".join(lines)
 
 
 def header(name: str, value: str) -> bytes:
-    """One unstructured header (Subject, List-Id phrase...), encoded only if it must be."""
-    text = _fold_ascii(value, _LINE - len(name) - 2) if value.isascii() else encode_words(value)
+    """One unstructured header (Subject, List-Id phrase...), encoded only if it must be, folded within 78."""
+    refuse_controls(name, value)
+    room = _LINE - len(name) - 2
+    text = None
+    if value.isascii() and "=?" not in value:  # text that looks like an encoded-word is encoded itself
+        text = _fold_ascii(value, room)
+    if text is None:
+        text = encode_words(value, room)
     return f"{name}: {text}".encode("ascii") + CRLF
 
 
-def address(display_name: str, addr_spec: str) -> str:
-    """`Name <addr>`: a non-ASCII name as one encoded-word, an ASCII one quoted where RFC 5322 needs it.
+def address(display_name: str, addr_spec: str, *, header_name: str = "To") -> str:
+    """`Name <addr>` folded for the header `header_name`: an ASCII name quoted where RFC 5322 needs it and
+    folded at its spaces, any other (or one with a word too long for a line) as encoded-words of at most
+    75 characters each, one per line.
 
-    One word even past RFC 2047's 75 characters: decoders accept that, while some (Python's own) put a
-    space between the words of a name split in two.
+    Python before 3.14 (gh-128110) keeps the whitespace between the encoded-words of a display name, which
+    RFC 2047 says to drop; mail clients drop it, so names decode exactly there and in `email.header`.
     """
-    if display_name.isascii():
-        return str(Address(display_name=display_name, addr_spec=addr_spec))
-    word = base64.b64encode(display_name.encode("utf-8")).decode("ascii")
-    return f"=?utf-8?b?{word}?= <{addr_spec}>"
+    refuse_controls(header_name, display_name)
+    refuse_controls(header_name, addr_spec)
+    room = _LINE - len(header_name) - 2
+    if not display_name:
+        return f"<{addr_spec}>"
+    if display_name.isascii() and "=?" not in display_name:
+        plain = str(Address(display_name=display_name, addr_spec=addr_spec))
+        folded = _fold_ascii(plain, room)  # at spaces, inside the quotes too (FWS is allowed there)
+        if folded is not None:
+            return folded
+    words = encode_words(display_name, room)
+    last = words.rsplit("\r\n ", 1)[-1]
+    fits = len(last) + 2 + len(addr_spec) + 1 <= (_LINE - 1 if "\r\n" in words else room)
+    return words + (" " if fits else "\r\n ") + f"<{addr_spec}>"
 
 
 @dataclass(frozen=True)
@@ -123,12 +191,13 @@ def attachment(content_type: str, filename: str, body: bytes) -> Part:
     Content-Disposition carries RFC 2231's `filename*` (Gmail, Apple Mail, Thunderbird, current Outlook);
     Content-Type carries `name=` as an RFC 2047 encoded-word, which older Outlook and webmails show.
     """
-    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
-        raise ValueError(f"unsafe attachment name {filename!r}")
-    if filename.isascii() and '"' not in filename and "\\" not in filename:
+    refuse_controls("Content-Disposition", filename)
+    if filename.isascii() and '"' not in filename and "\\" not in filename and "=?" not in filename:
         shown = f'"{filename}"'
     else:
-        shown = '"=?utf-8?b?' + base64.b64encode(filename.encode("utf-8")).decode("ascii") + '?="'
+        # One word, however long: a quoted-string folded between encoded-words is where old readers
+        # (the ones this form is for) go wrong; the line stays far under 998 (a file name is <= 255 bytes).
+        shown = f'"{_word(filename.encode("utf-8"))}"'
     head = (
         f"Content-Type: {content_type};\r\n name={shown}\r\n"
         "Content-Transfer-Encoding: base64\r\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -203,8 +204,9 @@ _DOCUMENT_KINDS = Literal["invitation", "agenda", "reminder", "update", "cancell
 
 
 def _relative_file(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("a file name may not hold control characters")
+    # A file name goes into mail headers (the attachment's name): no control or line-separator characters.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError("a file name may not hold control characters or line separators")
     path = value.replace("\\", "/")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise ValueError(f"{value!r} is absolute: give the file relative to the configuration folder")

@@ -18,10 +18,14 @@ import vobject.icalendar
 from dateutil.rrule import rruleset, rrulestr
 from ical.calendar_stream import IcsCalendarStream
 from icalendar import Calendar, Component
+from icalendar.timezone import tzp
 
 __all__ = [
+    "CALENDAR_TEXTS",
+    "EVENT_TEXTS",
     "LIMIT",
     "READERS",
+    "TEXT_READERS",
     "Row",
     "all_readers_agree",
     "available_readers",
@@ -29,6 +33,9 @@ __all__ = [
     "outlook_check",
     "outlook_offset",
     "read_with",
+    "require_every_reader",
+    "texts_read",
+    "unescape_text",
 ]
 
 # One row per VEVENT as written and one per occurrence of a recurring one (its RECURRENCE-ID is its start):
@@ -66,8 +73,11 @@ def _expand(
         return datetime(v.year, v.month, v.day, tzinfo=as_dt.tzinfo)
 
     rs = rruleset()
+    rules = list(rules)
     for rule in rules:
         rs.rrule(rrulestr(rule, dtstart=as_dt, ignoretz=False))  # type: ignore[arg-type]
+    if not rules:  # RDATE alone: DTSTART is the first instance (RFC 5545 3.8.5.2)
+        rs.rdate(as_dt)
     for d in rdates:
         rs.rdate(norm(d))
     for d in exdates:
@@ -88,16 +98,24 @@ def _values(prop: Any) -> list[Any]:
     return [d.dt for line in lines for d in line.dts]
 
 
+def _forget_icalendar_zones() -> None:
+    """icalendar keeps the first VTIMEZONE it meets for each non-IANA TZID for the whole process; read
+    each document with its own (the same TZID covers a different span in another calendar)."""
+    tzp.use_default()
+
+
 def read_icalendar(ics: bytes) -> list[Row]:
     """icalendar: IANA TZIDs by zoneinfo, any other TZID by its VTIMEZONE."""
+    _forget_icalendar_zones()
     rows: list[Row] = []
     for ev in Calendar.from_ical(ics).walk("VEVENT"):
         uid = str(ev["UID"])
         start, end = ev.start, ev.end
         rid = _stamp(ev["RECURRENCE-ID"].dt) if "RECURRENCE-ID" in ev else None
         rows.append((uid, rid, _stamp(start), _stamp(end)))
-        if "RRULE" in ev and rid is None:
-            rules = ev["RRULE"] if isinstance(ev["RRULE"], list) else [ev["RRULE"]]
+        if ("RRULE" in ev or "RDATE" in ev) and rid is None:
+            rules = ev.get("RRULE", [])
+            rules = rules if isinstance(rules, list) else [rules]
             texts = [_rrule_text(r, start) for r in rules]
             rdates = _values(ev["RDATE"]) if "RDATE" in ev else []
             exdates = _values(ev["EXDATE"]) if "EXDATE" in ev else []
@@ -123,7 +141,7 @@ def read_ical(ics: bytes) -> list[Row]:
         if ev.recurrence_id:
             rid = _stamp(_ical_rid(ev.recurrence_id, ev.dtstart))
         rows.append((uid, rid, _stamp(ev.dtstart), _stamp(ev.end)))
-        if ev.rrule is not None and rid is None:
+        if (ev.rrule is not None or ev.rdate) and rid is None:
             length = ev.end - ev.dtstart
             for n, occ in enumerate(ev.as_rrule() or []):
                 if n >= LIMIT:
@@ -161,7 +179,7 @@ def read_vobject(ics: bytes) -> list[Row]:
             end = start + timedelta(days=1) if not isinstance(start, datetime) else start
         rid = _stamp(ev.recurrence_id.value) if hasattr(ev, "recurrence_id") else None
         rows.append((uid, rid, _stamp(start), _stamp(end)))
-        if hasattr(ev, "rrule") and rid is None:
+        if (hasattr(ev, "rrule") or hasattr(ev, "rdate")) and rid is None:
             length = end - start
             for n, occ in enumerate(ev.getrruleset(addRDate=True)):
                 if n >= LIMIT:
@@ -221,22 +239,34 @@ while ev is not None:
     rid = None if rid_time is None else stamp(rid_time)
     rows.append([uid, rid, stamp(start), stamp(end)])
     rule_prop = ev.get_first_property(I.PropertyKind.RRULE_PROPERTY)
-    if rule_prop is not None and rid is None:
+    has_rdate = ev.get_first_property(I.PropertyKind.RDATE_PROPERTY) is not None
+    if (rule_prop is not None or has_rdate) and rid is None:
         length = I.Time.as_timet_with_zone(end, end.get_timezone()) - I.Time.as_timet_with_zone(start, start.get_timezone())
         excluded = set()
         ex = ev.get_first_property(I.PropertyKind.EXDATE_PROPERTY)
         while ex is not None:
             excluded.add(stamp(I.Property.get_datetime_with_component(ex, ev)))
             ex = ev.get_next_property(I.PropertyKind.EXDATE_PROPERTY)
-        it = I.RecurIterator.new(rule_prop.get_rrule(), start)
-        n = 0
-        while n < LIMIT:
-            occ = it.next()
-            if occ is None or occ.is_null_time():
-                break
-            occ.set_timezone(start.get_timezone())
-            if stamp(occ) in excluded:
+        occurrences = []
+        if rule_prop is not None:
+            it = I.RecurIterator.new(rule_prop.get_rrule(), start)
+            while len(occurrences) < LIMIT + len(excluded):
+                occ = it.next()
+                if occ is None or occ.is_null_time():
+                    break
+                occ.set_timezone(start.get_timezone())
+                occurrences.append(occ)
+        else:
+            occurrences.append(start.clone())
+        rd = ev.get_first_property(I.PropertyKind.RDATE_PROPERTY)
+        while rd is not None:
+            occurrences.append(I.Property.get_datetime_with_component(rd, ev))
+            rd = ev.get_next_property(I.PropertyKind.RDATE_PROPERTY)
+        n, seen = 0, set()
+        for occ in occurrences:
+            if stamp(occ) in excluded or stamp(occ) in seen or n >= LIMIT:
                 continue
+            seen.add(stamp(occ))
             n += 1
             if start.is_date():
                 fin = occ.clone(); fin.adjust(length // 86400, 0, 0, 0)
@@ -317,6 +347,113 @@ def all_readers_agree(ics: bytes, readers: Iterable[str] | None = None) -> dict[
     return results
 
 
+# -- TEXT values (RFC 5545 3.3.11) ----------------------------------------------------------------------------
+
+CALENDAR_TEXTS = ("NAME", "X-WR-CALNAME", "DESCRIPTION", "X-WR-CALDESC")
+EVENT_TEXTS = ("SUMMARY", "LOCATION", "DESCRIPTION", "CATEGORIES")
+Texts = dict[str, Any]  # {"calendar": {property: text}, "events": {uid: {property: text or [texts]}}}
+
+
+def unescape_text(value: str) -> str:
+    """RFC 5545 TEXT unescaping, for properties a reader hands back as written (NAME, X-WR-...)."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            out.append("\n" if nxt in "nN" else nxt)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _texts_icalendar(ics: bytes) -> Texts:
+    _forget_icalendar_zones()
+    cal = Calendar.from_ical(ics)
+    # icalendar unescapes only the properties it knows as TEXT; NAME and X-WR-* come back as written.
+    calendar = {
+        n: unescape_text(str(cal[n])) if n != "DESCRIPTION" else str(cal[n])
+        for n in CALENDAR_TEXTS
+        if n in cal
+    }
+    events = {}
+    for ev in cal.walk("VEVENT"):
+        one: dict[str, Any] = {n: str(ev[n]) for n in EVENT_TEXTS[:3] if n in ev}
+        lines = ev.get("CATEGORIES", [])
+        one["CATEGORIES"] = [
+            str(c) for line in (lines if isinstance(lines, list) else [lines]) for c in line.cats
+        ]
+        events[str(ev["UID"])] = one
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_vobject(ics: bytes) -> Texts:
+    getattr(vobject.icalendar, "__tzidMap").clear()
+    cal = vobject.readOne(ics.decode("utf-8"))
+    calendar = {n: cal.contents[n.lower()][0].value for n in CALENDAR_TEXTS if n.lower() in cal.contents}
+    events = {}
+    for ev in cal.contents.get("vevent", []):
+        one: dict[str, Any] = {
+            n: ev.contents[n.lower()][0].value for n in EVENT_TEXTS[:3] if n.lower() in ev.contents
+        }
+        one["CATEGORIES"] = [c for line in ev.contents.get("categories", []) for c in line.value]
+        events[ev.uid.value] = one
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_ical(ics: bytes) -> Texts:
+    cal = IcsCalendarStream.calendar_from_ics(ics.decode("utf-8"))
+    calendar: dict[str, Any] = {}
+    if cal.name:
+        calendar["NAME"] = cal.name[0]
+    if cal.description:
+        calendar["DESCRIPTION"] = cal.description[0]
+    for extra in cal.extras:  # X- properties come back as written
+        if extra.name.upper() in CALENDAR_TEXTS:
+            calendar[extra.name.upper()] = unescape_text(extra.value)
+    events = {}
+    for ev in cal.events:
+        one: dict[str, Any] = {"SUMMARY": ev.summary, "LOCATION": ev.location, "DESCRIPTION": ev.description}
+        # `ical` splits CATEGORIES at every comma, escaped ones too, so it cannot be asked about them.
+        events[str(ev.uid)] = {k: v for k, v in one.items() if v is not None}
+    return {"calendar": calendar, "events": events}
+
+
+def _texts_icaljs(ics: bytes) -> Texts:
+    done = subprocess.run(
+        ["node", str(JS_DIR / "read.mjs"), "texts"], input=ics, capture_output=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"ical.js failed: {done.stderr.decode(errors='replace')[-2000:]}")
+    data = json.loads(done.stdout)
+    # ical.js unescapes DESCRIPTION but not NAME (RFC 7986) or X-WR-*, which it does not know
+    calendar = {
+        n: (v if n == "DESCRIPTION" else unescape_text(v))
+        for n, v in data["calendar"].items()
+        if v is not None
+    }
+    events = {
+        uid: {k: v for k, v in one.items() if v is not None and v != []}
+        for uid, one in data["events"].items()
+    }
+    return {"calendar": calendar, "events": events}
+
+
+TEXT_READERS: dict[str, Callable[[bytes], Texts]] = {
+    "icalendar": _texts_icalendar,
+    "ical": _texts_ical,
+    "vobject": _texts_vobject,
+    "ical.js": _texts_icaljs,
+}
+
+
+def texts_read(ics: bytes) -> dict[str, Texts]:
+    """The calendar's and each event's TEXT values as every available reader gives them back."""
+    return {name: TEXT_READERS[name](ics) for name in available_readers() if name in TEXT_READERS}
+
+
 # -- Outlook -----------------------------------------------------------------------------------------------
 
 
@@ -366,12 +503,31 @@ def _ambiguous(zone: ZoneInfo, local: datetime) -> bool:
     return a != b
 
 
+def _series_moments(ev: Component, zone: ZoneInfo) -> list[tuple[str, datetime]]:
+    """A recurring item's occurrences (starts and ends, wall time), up to LIMIT."""
+    start = ev["DTSTART"].dt.replace(tzinfo=None).replace(tzinfo=zone)
+    length = ev.end - ev.start if "DTEND" in ev or "DURATION" in ev else timedelta()
+    rules = ev["RRULE"] if isinstance(ev["RRULE"], list) else [ev["RRULE"]]
+    out: list[tuple[str, datetime]] = []
+    for rule in rules:
+        for n, occ in enumerate(rrulestr(rule.to_ical().decode(), dtstart=start)):
+            if n >= LIMIT:
+                break
+            wall = occ.replace(tzinfo=None)
+            out += [("occurrence", wall), ("occurrence end", wall + length)]
+    return out
+
+
 def outlook_check(ics: bytes) -> int:
     """Assert that Outlook's reading of each VTIMEZONE gives the IANA zone's real offset at every item's
     DTSTART, DTEND and RECURRENCE-ID that uses it; return how many moments were checked.
 
+    A recurring item is checked at each occurrence (up to LIMIT) from the start of its VTIMEZONE's last
+    rules on: Outlook applies one rule to a whole series, so a series that runs across a change of a
+    zone's rules can be right in Outlook only for the era it ends in (cyclogram gives it that era's).
     A TZID that is not an IANA name (an era of a zone) is checked against the zone it starts with.
     """
+    _forget_icalendar_zones()
     cal = Calendar.from_ical(ics)
     zones = {str(tz["TZID"]): tz for tz in cal.walk("VTIMEZONE")}
     failures = []
@@ -386,15 +542,23 @@ def outlook_check(ics: bytes) -> int:
                 continue
             assert tzid in zones, f"{ev['UID']} {name}: TZID {tzid!r} has no VTIMEZONE"
             tz = zones[tzid]
-            local = prop.dt.replace(tzinfo=None)
             zone = _real_zone(tzid, tz)
-            if _ambiguous(zone, local):
-                continue
-            real = local.replace(tzinfo=zone).utcoffset()
-            got = outlook_offset(tz, local)
-            checked += 1
-            if got != real:
-                failures.append(f"{ev['UID']} {name} {local} TZID={tzid}: Outlook reads {got}, real {real}")
+            moments = [(name, prop.dt.replace(tzinfo=None))]
+            if "RRULE" in ev and name != "RECURRENCE-ID":
+                if name == "DTEND":
+                    continue  # the series' ends are checked with its starts
+                final = max(block["DTSTART"].dt for block in tz.subcomponents)
+                moments = [(what, m) for what, m in _series_moments(ev, zone) if m >= final]
+            for what, local in moments:
+                if _ambiguous(zone, local):
+                    continue
+                real = local.replace(tzinfo=zone).utcoffset()
+                got = outlook_offset(tz, local)
+                checked += 1
+                if got != real:
+                    failures.append(
+                        f"{ev['UID']} {what} {local} TZID={tzid}: Outlook reads {got}, real {real}"
+                    )
     if failures:
         raise AssertionError("Outlook would show the wrong hour:\n" + "\n".join(failures[:20]))
     return checked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from scheduler.calendar import event_states, meeting_event, meeting_fingerprint,
 from scheduler.config import LoadedConfig, load_config
 from scheduler.feeds import build_feeds
 from scheduler.store import SQLiteStore
+from tests.readers import all_readers_agree, texts_read
 
 NOW = datetime(2020, 9, 15, 7, 0, tzinfo=UTC)
 
@@ -156,3 +158,45 @@ def test_wrap_calendar_hints_and_method(example: LoadedConfig, tmp_path: Path) -
     p = example.project
     invite = wrap_calendar(p, [], method="REQUEST", name="x", description=None, language="ru")
     assert str(invite["METHOD"]) == "REQUEST" and "X-WR-CALNAME" not in invite
+
+
+# -- RFC 5545 TEXT escaping, read back by every reader ---------------------------------------------------
+
+AWKWARD = "Проект «Развитие»; фаза 1, этап 2 \\ итоги\nвторая строка"
+
+
+def _awkward_feeds(loaded: LoadedConfig, tmp_path: Path) -> dict[str, bytes]:
+    project = loaded.project
+    settings = project.settings.model_copy(update={"name": AWKWARD, "short_name": None})
+    meetings = [
+        m.model_copy(update={"title": f"Встреча; {AWKWARD}", "goal": AWKWARD})
+        if m.id == "heads-2020-09"
+        else m
+        for m in project.meetings
+    ]
+    project = project.model_copy(update={"settings": settings, "meetings": meetings})
+    feeds = build_feeds(project, event_states(SQLiteStore(tmp_path / "s.db"), project, NOW), NOW)
+    return {path: feed.data for path, feed in feeds.items()}
+
+
+def test_text_values_are_escaped_and_read_back_exactly(example: LoadedConfig, tmp_path: Path) -> None:
+    """NAME, X-WR-CALNAME, X-WR-CALDESC (and SUMMARY, LOCATION, DESCRIPTION, CATEGORIES) escape `,` `;`
+    `\\` and line breaks (issue 9 item 5); a line break in the project's name no longer breaks the build."""
+    data = _awkward_feeds(example, tmp_path)["project.ics"]
+    unfolded = data.decode().replace("\r\n ", "")
+    for name in ("NAME", "X-WR-CALNAME", "X-WR-CALDESC", "DESCRIPTION"):
+        line = next(x for x in unfolded.split("\r\n") if x.startswith(f"{name}:"))
+        # RFC 5545 3.3.11: inside TEXT a `,` `;` or `\` is always preceded by a backslash
+        assert not re.search(r"(?<!\\)(?:\\\\)*[,;]", line.split(":", 1)[1]), line
+    for reader, texts in texts_read(data).items():
+        for name in ("NAME", "X-WR-CALNAME"):
+            assert texts["calendar"][name] == AWKWARD, (reader, name)
+        for name in ("DESCRIPTION", "X-WR-CALDESC"):
+            assert texts["calendar"][name] == AWKWARD, (reader, name)
+        seed = texts["events"]["meeting-heads-2020-09@cyclogram.example.org"]
+        assert seed["SUMMARY"] == f"Встреча; {AWKWARD}", reader
+        assert AWKWARD in seed["DESCRIPTION"], reader
+        assert seed["LOCATION"], reader
+        if reader != "ical":  # `ical` splits CATEGORIES at escaped commas too (see tests/readers.py)
+            assert seed["CATEGORIES"][1] == AWKWARD, reader
+    all_readers_agree(data)

@@ -6,6 +6,7 @@ import email
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
+from email.utils import parseaddr
 
 import icalendar
 from hypothesis import HealthCheck, given, settings
@@ -82,11 +83,19 @@ def test_the_seed_title_survives_in_subject_and_names_exactly(example):
         assert title in str(msg["Subject"])
         legacy = str(make_header(decode_header(_raw_header(raw, "Subject"))))
         assert title in legacy  # a plain RFC 2047 decoder reads the same
-        assert msg["From"].addresses[0].display_name == example.project.settings.organizer.name
-        recipient = msg["To"].addresses[0]
-        assert recipient.display_name in {
+        # Names longer than one encoded-word (75 characters) are split in several; Python before 3.14
+        # keeps the space between them in a display name (gh-128110), RFC 2047 decoders drop it.
+        assert msg["From"].addresses[0].addr_spec == example.project.settings.organizer.email
+        assert _display_name(raw, "From") == example.project.settings.organizer.name
+        assert _display_name(raw, "To") in {
             r.name for r in example.project.recipients(example.project.meeting("heads-2020-09").audience)
         }
+
+
+def _display_name(raw: str, name: str) -> str:
+    """The display name of an address header, decoded by the RFC 2047 decoder of `email.header`."""
+    phrase, _ = parseaddr(_raw_header(raw, name).replace("\r\n", ""))
+    return str(make_header(decode_header(phrase)))
 
 
 def _raw_header(raw: str, name: str) -> str:

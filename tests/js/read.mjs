@@ -15,6 +15,21 @@ for await (const chunk of process.stdin) chunks.push(chunk);
 const root = new ICAL.Component(ICAL.parse(Buffer.concat(chunks).toString("utf8")));
 ICAL.TimezoneService.reset();
 for (const vtz of root.getAllSubcomponents("vtimezone")) ICAL.TimezoneService.register(vtz);
+if (process.argv[2] === "texts") {
+  // TEXT values as ical.js gives them (properties it does not know come back still escaped).
+  const texts = { calendar: {}, events: {} };
+  for (const name of ["name", "x-wr-calname", "description", "x-wr-caldesc"]) {
+    texts.calendar[name.toUpperCase()] = root.getFirstPropertyValue(name);
+  }
+  for (const vevent of root.getAllSubcomponents("vevent")) {
+    const one = {};
+    for (const name of ["summary", "location", "description"]) one[name.toUpperCase()] = vevent.getFirstPropertyValue(name);
+    one.CATEGORIES = vevent.getAllProperties("categories").flatMap((p) => p.getValues());
+    texts.events[vevent.getFirstPropertyValue("uid")] = one;
+  }
+  process.stdout.write(JSON.stringify(texts));
+  process.exit(0);
+}
 const rows = [];
 for (const vevent of root.getAllSubcomponents("vevent")) {
   const event = new ICAL.Event(vevent);
