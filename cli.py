@@ -15,6 +15,7 @@ import click
 
 from scheduler import __version__
 from scheduler.clock import Clock, FixedClock, SystemClock
+from scheduler.completion import complete_keys, complete_kinds, complete_schools, complete_targets
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
@@ -61,6 +62,30 @@ class CyclogramGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except OSError as exc:  # a folder not writable, a port taken, a disk full: the machine's to fix
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            import os
+
+            from jinja2 import TemplateError
+
+            if isinstance(exc, TemplateError):
+                click.echo(f"error: template: {exc}", err=True)
+                ctx.exit(1)
+            if os.environ.get("CYCLOGRAM_DEBUG"):
+                raise
+            # A last resort: one line, and the way to the details, rather than a wall of traceback.
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc} (CYCLOGRAM_DEBUG=1 shows where)", err=True
+            )
+            ctx.exit(1)
+
+
+# Rehearsals and --now stay in years a calendar means something in (and far from datetime's edges).
+YEARS = (1970, 2200)
 
 
 def _parse_instant(value: str | None) -> datetime | None:
@@ -108,6 +133,8 @@ def main(ctx: click.Context, config: Path | None, state: Path | None, now: str |
         instant = _parse_instant(now)
         if instant is None:
             raise click.BadParameter("give the offset too, e.g. 2020-09-20T10:00+03:00", param_hint="--now")
+        if not YEARS[0] <= instant.year <= YEARS[1]:
+            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint="--now")
     obj = Context(
         config_path=config_dir(config),
         state_path=state_dir(state),
@@ -170,12 +197,13 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         start.date() if start else None,
         end.date() if end else None,
     )
+    reviews = _review_marks(obj, project, entries)
     if as_json:
         doc = {
             "project": project.settings.title,
             "timezone": project.settings.timezone,
             "now": now.astimezone(UTC).isoformat(),
-            "entries": [e.as_json() for e in entries],
+            "entries": [{**e.as_json(), "review": reviews.get(e.key)} for e in entries],
         }
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -184,7 +212,23 @@ def plan(obj: Context, start: datetime | None, end: datetime | None, as_json: bo
         return
     from scheduler.report import plan_table
 
-    click.echo(plan_table(entries, now))
+    click.echo(plan_table(entries, now, reviews))
+
+
+def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, str]:
+    """The review state of each held mailing: `pending` until drafted, then the store's word."""
+    from scheduler.review import is_held, review_enabled, review_marks
+
+    if not review_enabled(project):
+        return {}
+    known = review_marks(obj.store()) if (obj.state_path / "state.db").exists() else {}
+    marks = {}
+    for e in entries:
+        if e.key in known:
+            marks[e.key] = known[e.key]
+        elif e.state not in ("sent", "missed") and is_held(project, e):
+            marks[e.key] = "pending"
+    return marks
 
 
 def _known_states(obj: Context) -> dict[str, str]:
@@ -292,7 +336,7 @@ def feeds_build(obj: Context, out: Path) -> None:
 @feeds.command("urls")
 @with_context
 def feeds_urls(obj: Context) -> None:
-    """Print each school's and team's private subscribe URL (https and webcal)."""
+    """Print each school's and team's private subscribe URL, and the organiser's page and feed."""
     from scheduler.tokens import feed_secret, private_feed_url, webcal_url
 
     project = obj.load().project
@@ -301,6 +345,11 @@ def feeds_urls(obj: Context) -> None:
         for item in items:
             url = private_feed_url(project, secret, kind, item.id)
             click.echo(f"{kind}\t{item.id}\t{url}\t{webcal_url(url)}")
+    from scheduler.organiser import organiser_urls
+
+    page, feed = organiser_urls(project, secret)
+    click.echo(f"organiser\tpage\t{page}\t-")
+    click.echo(f"organiser\tfeed\t{feed}\t{webcal_url(feed)}")
 
 
 @feeds.command("rotate-secret")
@@ -329,24 +378,36 @@ def feeds_rotate_secret(obj: Context, yes: bool) -> None:
 def serve(obj: Context, host: str, port: int) -> None:
     """Serve the feeds and the index page over HTTP, rebuilding when the configuration changes."""
     import asyncio
-    import logging
+    import signal
 
+    from scheduler.console import port_error
     from scheduler.server import FeedServer
     from scheduler.watch import watch_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     server = FeedServer(obj.store(), obj.clock, loaded.directory)
     server.update(loaded.project)
 
     async def run() -> None:
-        bound = await server.start(host, port)
+        try:
+            bound = await server.start(host, port)
+        except OSError as exc:
+            raise (port_error(exc, host, port) or exc) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a service manager's stop is a normal end: exit 0
+            loop.add_signal_handler(sig, stop.set)
         count = len(server.published.feeds) if server.published else 0
         click.echo(f"Serving {count} feeds on http://{host}:{bound}/ (Ctrl+C to stop)")
         try:
-            await watch_config(loaded.directory, lambda new: server.update(new.project) and None)
+            await watch_config(
+                loaded.directory, lambda new: server.update(new.project) and None, stop_event=stop
+            )
+            await stop.wait()
         finally:
             await server.stop()
+        click.echo("Stopped.")
 
     asyncio.run(run())
 
@@ -385,35 +446,13 @@ def _mail_transport(obj: Context) -> Any:
     return transport
 
 
-def _env_int(name: str, default: int | None) -> int | None:
+def _delivery_options() -> dict[str, Any]:
+    """How the outbox delivers, from the environment; checked before anything is queued."""
     import os
 
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise CyclogramError(f"{name} must be a whole number, not {value!r}") from None
+    from scheduler.delivery import delivery_options
 
-
-def _delivery_options() -> dict[str, Any]:
-    """How the outbox delivers, from the environment; a zero or negative value is refused, not mended."""
-    from datetime import timedelta
-
-    options: dict[str, Any] = {}
-    for name, key, default in (
-        ("CYCLOGRAM_SMTP_CONCURRENCY", "concurrency", 4),
-        ("CYCLOGRAM_SMTP_RATE", "rate_per_minute", None),
-        ("CYCLOGRAM_SMTP_MAX_ATTEMPTS", "max_attempts", 6),
-        ("CYCLOGRAM_SMTP_RETRY_SECONDS", "backoff", 15),
-    ):
-        value = _env_int(name, default)
-        if value is not None and value <= 0:
-            raise CyclogramError(f"{name} must be a positive whole number, not {value}")
-        options[key] = value
-    options["backoff"] = timedelta(seconds=options["backoff"])
-    return options
+    return delivery_options(os.environ)
 
 
 def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, Any]) -> Any:
@@ -425,8 +464,16 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
     import asyncio
 
     from scheduler.delivery import DeliveryBusyError, DeliveryReport, deliver
+    from scheduler.errors import DeliveryError
 
-    kwargs = dict(options)
+    def in_doubt(n: int) -> None:
+        click.echo(
+            f"{n} message(s) were in doubt after an unclean stop (left in `sending`; the server may have "
+            "accepted them): sending them again, with the same Message-ID.",
+            err=True,
+        )
+
+    kwargs = dict(options, on_recovered=in_doubt)
     try:
         if sys.stdout.isatty() and total:
             with click.progressbar(length=total, label="Sending") as bar:
@@ -443,6 +490,14 @@ def _run_delivery(obj: Context, transport: Any, total: int, options: dict[str, A
     except DeliveryBusyError as exc:
         click.echo(f"{total} message(s) queued; {exc}.")
         return DeliveryReport(pending=total)
+    except DeliveryError as exc:
+        try:
+            left = obj.store().outbox_counts().get("queued", 0)
+        except Exception:  # the store may be what failed
+            left = total
+        raise DeliveryError(
+            f"delivery stopped: {exc}; {left} message(s) stay queued (`cyclogram outbox` lists them)"
+        ) from None
 
 
 def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str) -> None:
@@ -456,9 +511,14 @@ def _check_recipient_option(loaded: LoadedConfig, value: str | None, option: str
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
-@click.option("--only", metavar="ADDRESS_OR_SCHOOL", help="Send only to this address or school id.")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
+@click.option(
+    "--only",
+    metavar="ADDRESS_OR_SCHOOL",
+    help="Send only to this address or school id.",
+    shell_complete=complete_schools,
+)
 @click.option("--dry-run", is_flag=True, help="Render everything and show who would get it; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again to recipients who already have this mailing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -516,11 +576,12 @@ def send(
 
 
 @main.command()
-@click.argument("kind")
-@click.argument("meeting")
+@click.argument("kind", shell_complete=complete_kinds)
+@click.argument("meeting", shell_complete=complete_targets)
 @click.option(
     "--school",
     metavar="ID",
+    shell_complete=complete_schools,
     help="Render the message this school's head (or this address) gets; default: the first recipient.",
 )
 @click.option(
@@ -558,13 +619,18 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
     """Show the outbox: counts by status and every failure with its reason."""
     if ctx.invoked_subcommand is not None:
         return
+    from scheduler.delivery import stopped_reason
+
     obj: Context = ctx.obj
     store = obj.store()
     counts = store.outbox_counts()
-    troubled = [r for r in store.outbox() if r.status == "failed" or (r.status == "queued" and r.last_error)]
+    rows = store.outbox()
+    troubled = [r for r in rows if r.status == "failed" or (r.status == "queued" and r.last_error)]
+    stopped = stopped_reason(rows)
     if as_json:
         doc = {
             "counts": counts,
+            "stopped": stopped,
             "problems": [
                 {
                     "id": r.id, "mailing": r.mailing, "recipient": r.recipient, "revision": r.revision,
@@ -576,6 +642,8 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
         }  # fmt: skip
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
+    if stopped:
+        click.echo(f"Delivery is stopped: {stopped}. Fix the setting; the queued mail then goes out.")
     click.echo("  ".join(f"{status}: {n}" for status, n in counts.items()))
     for r in troubled:
         when = r.next_attempt.isoformat(timespec="seconds")
@@ -588,13 +656,14 @@ def outbox(ctx: click.Context, as_json: bool) -> None:
 def outbox_retry(obj: Context) -> None:
     """Queue every failed message again and deliver the outbox."""
     options = _delivery_options()
+    transport = _mail_transport(obj)  # refused before anything is queued again
     store = obj.store()
     n = store.requeue_failed(obj.clock.now())
     click.echo(f"{n} failed message(s) queued again.")
     queued = store.outbox_counts().get("queued", 0)
     if not queued:
         return
-    report = _run_delivery(obj, _mail_transport(obj), queued, options)
+    report = _run_delivery(obj, transport, queued, options)
     click.echo(f"sent {report.sent}, failed {report.failed}")
     for _, recipient, reason in report.failures:
         click.echo(f"  failed: {recipient}: {reason}", err=True)
@@ -617,7 +686,9 @@ def smtp_test(obj: Context, to: str) -> None:
     try:
         recipient = Recipient(school="smtp-test", name=to, email=to, language=project.settings.language)
     except ValueError as exc:
-        raise CyclogramError(f"{to!r} is not a valid address: {exc}") from None
+        errors = getattr(exc, "errors", None)
+        why = errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) and errors() else str(exc)
+        raise CyclogramError(f"{to!r} is not a valid address: {why}") from None
     now = obj.clock.now()
     text = f"{project.settings.title}: SMTP test from cyclogram at {now.isoformat(timespec='seconds')}.\n"
     rendered = Rendered(
@@ -642,15 +713,10 @@ def smtp_test(obj: Context, to: str) -> None:
 # --- run and simulate (the service) ----------------------------------------------------------------------
 
 
-def _log_to_stderr(verbose: bool = False) -> None:
-    import logging
+def _log_to_stderr(verbose: bool = False, zone: Any = None) -> None:
+    from scheduler.console import setup_logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(zone, verbose)  # times in the project's zone, as its plan is written
 
 
 @main.command()
@@ -667,8 +733,8 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
     from scheduler.runner import Runner
     from scheduler.server import FeedServer
 
-    _log_to_stderr()
     loaded = obj.load()
+    _log_to_stderr(zone=loaded.project.zone())
     transport = _mail_transport(obj)
     server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory)
     runner = Runner(
@@ -686,32 +752,64 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (YYYY-MM-DD).")
 @click.option(
     "--maildir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Maildir to deliver into when no SMTP host is set [default: STATE/simulation/mail].",
+    help="Maildir for the rehearsal's mail: new, empty, or one a rehearsal made "
+         "[default: STATE/simulation/mail].",
 )  # fmt: skip
+@click.option(
+    "--deliver",
+    is_flag=True,
+    help="Deliver for real, through the SMTP server (or Maildir) from the environment; asks first.",
+)
+@click.option("--yes", "-y", is_flag=True, help="With --deliver: do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
 @with_context
-def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None, as_json: bool) -> None:
-    """Rehearse a period on a virtual clock: the service's own planning and delivery, in seconds."""
+def simulate(
+    obj: Context,
+    start: datetime,
+    end: datetime,
+    maildir: Path | None,
+    deliver: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Rehearse a period on a virtual clock: the service's own planning and delivery, in seconds.
+
+    The mail goes into the rehearsal's own Maildir, never to anyone, unless --deliver is given."""
     import asyncio
     import os
-    import shutil
 
+    from scheduler.simulate import prepare_scratch
     from scheduler.simulate import simulate as rehearse
     from scheduler.store import SQLiteStore
     from scheduler.transport import MaildirTransport, transport_from_env
 
+    if end < start:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    for day, hint in ((start, "--from"), (end, "--to")):
+        if not YEARS[0] <= day.year <= YEARS[1]:
+            raise click.BadParameter(f"give a year from {YEARS[0]} to {YEARS[1]}", param_hint=hint)
+    if deliver and maildir is not None:
+        raise click.UsageError(
+            "--deliver sends through the environment's transport; --maildir is for a rehearsal"
+        )
     obj.load()
-    workdir = obj.state_path / "simulation"
-    shutil.rmtree(workdir, ignore_errors=True)  # each rehearsal starts from nothing, so none is sent twice
+    if deliver:
+        transport: Any = transport_from_env(os.environ, obj.state_path / "mail")
+        where = f"for real, through {transport.description}"
+    else:
+        target = prepare_scratch(maildir, "mail") if maildir is not None else None
+        transport = None
+    earlier = frozenset({"state.db", "state.db-wal", "state.db-shm", "state.db.deliver.lock", "mail"})
+    workdir = prepare_scratch(obj.state_path / "simulation", "rehearsal's state", earlier)
+    if transport is None:
+        # A scratch copy: no fsyncs. Never the environment's SMTP server or Maildir.
+        transport = MaildirTransport(target or prepare_scratch(workdir / "mail", "mail"), durable=False)
+        where = f"into the rehearsal's Maildir {transport.path} (nothing is sent to anyone)"
+    click.echo(f"Rehearsal: the mail goes {where}.", err=as_json)
+    if deliver and not yes:
+        click.confirm("Deliver the rehearsal's mail for real?", abort=True, err=True)
     store = SQLiteStore(workdir / "state.db")
     obj.closers.append(store.close)
-    target = maildir or workdir / "mail"
-    if maildir is not None:
-        shutil.rmtree(maildir, ignore_errors=True)
-    transport = transport_from_env(os.environ, target)
-    if isinstance(transport, MaildirTransport):
-        transport = MaildirTransport(transport.path, durable=False)  # a rehearsal's scratch copy: no fsyncs
-    where = f"the Maildir {transport.path}" if isinstance(transport, MaildirTransport) else "the SMTP server"
     result = asyncio.run(rehearse(obj.config_path, store, transport, start.date(), end.date()))
     if as_json:
         click.echo(
@@ -742,7 +840,7 @@ def simulate(obj: Context, start: datetime, end: datetime, maildir: Path | None,
 
     zone = obj.load().project.zone()
     click.echo(timeline_table(result.actions, zone))
-    click.echo(f"Delivered {result.delivered} message(s) into {where}; {result.failed} failed.")
+    click.echo(f"Delivered {result.delivered} message(s) {where}; {result.failed} failed.")
     if result.failed:
         raise SystemExit(1)
 
@@ -831,6 +929,70 @@ _export_command("plan", "The year's mailings with their time, recipients and sta
 _export_command(
     "attendance", "Per meeting, invited school and person: the answer given and attendance from the minutes."
 )
+
+
+# --- review ----------------------------------------------------------------------------------------------
+
+
+@main.command("review")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a list.")
+@with_context
+def review_cmd(obj: Context, as_json: bool) -> None:
+    """List the mailings held for review: key, kind, due time, recipients, what changed."""
+    from scheduler.review import drafts
+
+    loaded = obj.load()
+    now = obj.clock.now()
+    found = drafts(loaded, obj.store(), now)
+    if as_json:
+        doc = {"now": now.astimezone(UTC).isoformat(), "drafts": [d.as_json() for d in found]}
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("No mailing waits for review.")
+        return
+    zone = loaded.project.zone()
+    for d in found:
+        e = d.entry
+        click.echo(f"{e.key}  [{d.state}]")
+        click.echo(
+            f"  {e.kind}, due {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}, {len(d.recipients)} recipient(s)"
+        )
+        click.echo(f"  subject: {d.subject}")
+        for change in d.changes:
+            click.echo(f"  changed since the last mailing: {change}")
+    waiting = sum(d.state != "approved" for d in found)
+    click.echo(
+        f"{len(found)} draft(s), {waiting} not approved. Approve with: cyclogram approve KEY (or --all)"
+    )
+
+
+@main.command()
+@click.argument("keys", nargs=-1, metavar="KEY...", shell_complete=complete_keys)
+@click.option("--all", "every", is_flag=True, help="Approve every draft `cyclogram review` lists.")
+@with_context
+def approve(obj: Context, keys: tuple[str, ...], every: bool) -> None:
+    """Approve held mailings as they are now; an edit that changes one withdraws its approval."""
+    from scheduler.review import approve as approve_drafts
+
+    if bool(keys) == every:
+        raise click.UsageError("Name the mailings to approve, or give --all.")
+    done = approve_drafts(obj.load(), obj.store(), obj.clock.now(), keys, every=every)
+    for d in done:
+        click.echo(f"Approved {d.entry.key} ({len(d.recipients)} recipient(s)).")
+    if not done:
+        click.echo("No mailing waits for approval.")
+
+
+@main.command()
+@click.argument("key", shell_complete=complete_keys)
+@with_context
+def hold(obj: Context, key: str) -> None:
+    """Hold a mailing: it does not go out until it is approved again."""
+    from scheduler.review import hold as hold_draft
+
+    d = hold_draft(obj.load(), obj.store(), obj.clock.now(), key)
+    click.echo(f"Held {d.entry.key}: it will not go out until `cyclogram approve {d.entry.key}`.")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smtpd import rejected
 
+from drill_auth import drill as auth_drill
 from harness import BENCH, CLI, PY, ROOT, Figure, cli_has, free_port, run, shown, start, synth
 
 __all__ = ["main"]
@@ -819,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--profile", action="store_true", help="also profile send and feeds build (always in full mode)"
     )
-    p.add_argument("--only", help="comma-separated parts: raw,relay,feeds,serve,year,faulty,kill,fuzz")
+    p.add_argument("--only", help="comma-separated parts: raw,relay,feeds,serve,year,faulty,kill,fuzz,auth")
     p.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -837,6 +838,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "kill": lambda: bench.drill("kill -9 at five random moments, then a rerun", bench.kill_drill),
         "fuzz": lambda: bench.drill("malformed configurations", bench.fuzz_drill),
+        "auth": lambda: bench.drill(
+            "SMTP login refused under `run`, then put right",
+            lambda notes: auth_drill(notes, bench.fresh("auth")),
+        ),
     }
     wanted = args.only.split(",") if args.only else list(parts)
     try:

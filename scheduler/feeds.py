@@ -20,16 +20,29 @@ from .model import Project
 if TYPE_CHECKING:
     from .store import EventState, StateStore
 
-__all__ = ["CANCELLED_KEPT", "Feed", "build_feeds", "current_feeds", "write_feeds"]
+__all__ = ["CANCELLED_KEPT", "ORGANISER_FEED", "Feed", "build_feeds", "current_feeds", "write_feeds"]
 
 # A cancelled item stays in the feeds this long after its end, so clients that already show it learn of
 # the cancellation (a vanished event is silently kept by some clients), then it drops out.
 CANCELLED_KEPT = timedelta(days=30)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ORGANISER_FEED = "organiser/all.ics"  # private: keep organiser/ off a public static server
 
 _NAMES = {
-    "ru": {"project": "{title}", "school": "{title}: {name}", "team": "{title}: {name}", "meeting": "{name}"},
-    "en": {"project": "{title}", "school": "{title}: {name}", "team": "{title}: {name}", "meeting": "{name}"},
+    "ru": {
+        "project": "{title}",
+        "school": "{title}: {name}",
+        "team": "{title}: {name}",
+        "meeting": "{name}",
+        "organiser": "{title}: все события",
+    },
+    "en": {
+        "project": "{title}",
+        "school": "{title}: {name}",
+        "team": "{title}: {name}",
+        "meeting": "{name}",
+        "organiser": "{title}: everything",
+    },
 }
 
 
@@ -38,7 +51,7 @@ class Feed:
     """One built .ics file and what a server needs to serve it."""
 
     path: str  # relative: project.ics, schools/<id>.ics, teams/<id>.ics, meetings/<id>.ics
-    kind: str  # project | school | team | meeting
+    kind: str  # project | school | team | meeting | organiser
     id: str | None
     name: str
     public: bool
@@ -182,6 +195,13 @@ def build_feeds(
                 cache,
             )
         )
+    # The organiser's own feed: every item, whoever it is for; served only behind the organiser's token.
+    add(
+        _feed(
+            project, ORGANISER_FEED, "organiser", None,
+            names["organiser"].format(title=settings.title, name=""), False, items(lang), lang, states, cache,
+        )
+    )  # fmt: skip
     for meeting in project.meetings:
         add(
             _feed(

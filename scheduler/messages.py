@@ -29,6 +29,7 @@ from .model import (
     Recipient,
     Recurrence,
 )
+from .salutation import greeting, shorten
 from .templating import mail_template_names
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "mail_context",
     "meeting_context",
     "message_id_for",
+    "recipient_greeting",
     "render_templates",
 ]
 
@@ -72,6 +74,7 @@ def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
     return {
         "id": meeting.id,
         "title": meeting.title,
+        "short_title": meeting.short_title or shorten(meeting.title),
         "goal": meeting.goal,
         "tasks": list(meeting.tasks),
         "planned_results": list(meeting.planned_results),
@@ -130,6 +133,7 @@ def event_context(
     return {
         "id": event.id,
         "title": event.title,
+        "short_title": shorten(event.title),
         "description": event.description,
         "when": when_text(project, event, language, occurrence),
         "place": event.place.one_line() if event.place else None,
@@ -142,6 +146,7 @@ def _action_context(project: Project, action: ActionItem) -> dict[str, Any]:
     return {
         "id": action.id,
         "title": action.title,
+        "short_title": shorten(action.title),
         "responsible": project.responsible_text(action.responsible) or None,
         "due": action.due,
         "product": action.product,
@@ -218,6 +223,23 @@ def changes_context(
     return out
 
 
+def recipient_greeting(recipient: Recipient) -> str:
+    """The letter's first line for this reader, from the contact's name parts when configured."""
+    person = recipient.person
+    if person is None:
+        return greeting(recipient.name, recipient.language)
+    return greeting(
+        person.name,
+        recipient.language,
+        first_name=person.first_name,
+        patronymic=person.patronymic,
+        last_name=person.last_name,
+        gender=person.gender,
+        title=person.title,
+        salutation=person.salutation,
+    )
+
+
 def mail_context(
     project: Project,
     kind: str,
@@ -256,7 +278,11 @@ def mail_context(
         "lang": language,
         "project": {"name": settings.name, "title": settings.title, "base_url": str(settings.base_url)},
         "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
-        "recipient": {"name": recipient.name, "email": recipient.email},
+        "recipient": {
+            "name": recipient.name,
+            "email": recipient.email,
+            "greeting": recipient_greeting(recipient),
+        },
         "school": school_ctx,
         "schools": schools_ctx,
         "meeting": meeting_context(project, meeting) if meeting else None,
@@ -298,6 +324,12 @@ def render_templates(env: jinja2.Environment, name: str, language: str, context:
             file, line = _template_line(exc)
             where = f"{file}:{line}" if file else template_name
             raise TemplateProblem(f"{where}: {exc.message}") from None
+        except TemplateProblem:
+            raise
+        except jinja2.TemplateError as exc:  # e.g. the sandbox refusing an attribute: located, no traceback
+            file, line = _template_line(exc)
+            where = f"{file}:{line}" if file else template_name
+            raise TemplateProblem(f"{where}: {exc}") from None
     # A subject template is one line; a line break in it can only come from data, so refuse, don't mend.
     subject = check_header("Subject", out[0].strip())
     return Rendered(subject=subject, text=out[1].rstrip() + "\n", html=out[2])

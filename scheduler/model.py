@@ -156,6 +156,7 @@ class MailingRule(_Model):
     days_after: int | None = Field(None, ge=0, le=366, description="Days after the meeting end (summary)")
     at: Clock | None = Field(None, description="Local time of day to send; default: the meeting's start time")
     template: Id | None = Field(None, description="Template name to use instead of the kind's own")
+    review: bool | None = Field(None, description="Hold this kind for review; default: the policy's `review`")
 
     @model_validator(mode="after")
     def _one_direction(self) -> MailingRule:
@@ -178,12 +179,18 @@ class MailingPolicy(_Model):
     catch_up_hours: int = Field(
         24, ge=0, le=24 * 30, description="How late a mailing missed during downtime may still go out"
     )
+    review: bool = Field(False, description="Hold every automatic mailing as a draft until approved")
+    review_days: int = Field(2, ge=0, le=60, description="Days ahead a held mailing is drafted for review")
 
     def merged(self, override: dict[str, Any] | None) -> MailingPolicy:
         if not override:
             return self
         data = self.model_dump()
         for kind, rule in override.items():
+            if kind == "review":  # `mailings: {review: true}` in a meeting's file: every kind of it
+                for name in KINDS:
+                    data[name] = {**data[name], "review": data[name].get("review") or bool(rule)}
+                continue
             data[kind] = {**data.get(kind, {}), **rule} if isinstance(rule, dict) else rule
         return MailingPolicy.model_validate(data)
 
@@ -264,6 +271,13 @@ class Contact(_Model):
     email: Email
     role: Line | None = None
     notify: bool = Field(False, description="Also send this contact the school's mail")
+    # How a letter greets them; by default read from `name` («Фамилия Имя Отчество»), see salutation.py.
+    first_name: Line | None = Field(None, description="First name, when `name` is not «Фамилия Имя Отчество»")
+    patronymic: Line | None = None
+    last_name: Line | None = None
+    gender: Literal["f", "m"] | None = Field(None, description="f or m: «Уважаемая»/«Уважаемый», Ms/Mr")
+    title: Line | None = Field(None, description="Title in English mail, e.g. Dr")
+    salutation: Line | None = Field(None, description="The greeting as written, e.g. «Дорогая Анна!»")
 
 
 class School(_Model):
@@ -521,6 +535,7 @@ class MeetingStatus(StrEnum):
 class Meeting(_Model):
     id: Id
     title: Line
+    short_title: Line | None = Field(None, description="A short title for subjects; default: the title, cut")
     goal: Text | None = None
     tasks: list[Text] = []
     planned_results: list[Text] = []
@@ -533,7 +548,9 @@ class Meeting(_Model):
     online_url: HttpUrl | None = None
     audience: Audience
     status: MeetingStatus = MeetingStatus.planned
-    mailings: dict[str, dict[str, Any]] = Field({}, description="Overrides of the project's mailing policy")
+    mailings: dict[str, Any] = Field(
+        {}, description="Overrides of the project's mailing policy (and `review: true`)"
+    )
     minutes: Minutes | None = None
     documents: list[Document] = Field([], description="Files sent with the invitation and agenda")
 
@@ -546,11 +563,17 @@ class Meeting(_Model):
 
     @field_validator("mailings")
     @classmethod
-    def _known_kinds(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = sorted(set(value) - set(KINDS))
+    def _known_kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(KINDS) - {"review"})
         if unknown:
             raise ValueError(f"unknown mailing kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
         for kind, rule in value.items():
+            if kind == "review":
+                if not isinstance(rule, bool):
+                    raise ValueError("`review` takes true or false")
+                continue
+            if not isinstance(rule, dict):
+                raise ValueError(f"`{kind}` takes a mapping of rule fields, e.g. {{days_before: 3}}")
             MailingRule.model_validate(rule)  # reports a bad override at load, not at send
             del kind
         return value
@@ -570,6 +593,7 @@ class Recipient(_Model):
     email: Email
     language: Language
     schools: tuple[Id, ...] = ()
+    person: Contact | None = None  # the configured contact, for the greeting
 
     @model_validator(mode="before")
     @classmethod
@@ -690,25 +714,28 @@ class Project(_Model):
                     schools.append(school.id)
         out: list[Recipient] = []
         for key, schools in found.items():
-            name, email, language = people[key]
+            person, language = people[key]
             # Built from values the model validated already: no second round of address checks.
             out.append(
                 Recipient.model_construct(
-                    school=schools[0], schools=tuple(schools), name=name, email=email, language=language
+                    school=schools[0],
+                    schools=tuple(schools),
+                    name=person.name,
+                    email=person.email,
+                    language=language,
+                    person=person,
                 )
             )
         return out
 
-    def _people(self) -> dict[str, tuple[str, str, str]]:
+    def _people(self) -> dict[str, tuple[Contact, str]]:
         """Each mailbox's name, address and language, from its first role in the configuration."""
         known = self._by_id.get("people")
         if known is None:
             known = {}
             for school in self.schools:
                 for person in (school.head, *[c for c in school.contacts if c.notify]):
-                    known.setdefault(
-                        person.email.lower(), (person.name, person.email, self.language_of(school))
-                    )
+                    known.setdefault(person.email.lower(), (person, self.language_of(school)))
             self._by_id["people"] = known
         return known
 

@@ -24,8 +24,11 @@ _MARKS = {
 }
 
 
-def plan_table(entries: list[PlanEntry], now: datetime) -> str:
-    """A fixed-width table of plan entries, with a line where `now` falls."""
+def plan_table(entries: list[PlanEntry], now: datetime, reviews: dict[str, str] | None = None) -> str:
+    """A fixed-width table of plan entries, with a line where `now` falls.
+
+    `reviews` gives the review state of each held mailing (by key); it is shown after the plan state.
+    """
     rows = [("when", "kind", "about", "to", "state")]
     now_row: int | None = None
     for e in entries:
@@ -40,7 +43,8 @@ def plan_table(entries: list[PlanEntry], now: datetime) -> str:
                 e.kind,
                 about,
                 str(e.recipients),
-                _MARKS.get(e.state, e.state),
+                _MARKS.get(e.state, e.state)
+                + (f", review: {reviews[e.key]}" if reviews and e.key in reviews else ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]

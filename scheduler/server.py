@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import hmac
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from .errors import TemplateProblem
 from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
@@ -40,6 +43,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
+# A request's head (line and headers) must be in within this; a client that trickles it is cut off.
+HEAD_TIMEOUT = 10.0
+KEEPALIVE_TIMEOUT = 15.0
 _NOT_FOUND = b"Not found\n"
 
 
@@ -205,7 +211,20 @@ def render_index(project: Project, feeds: dict[str, Feed], env: jinja2.Environme
             url = public_feed_url(project, path)
             links.append({"name": feed.name, "kind": feed.kind, "url": url, "webcal": webcal_url(url)})
     ctx["feeds"] = links
-    return env.get_template("web/index.html").render(**ctx).encode("utf-8")
+    try:
+        return env.get_template("web/index.html").render(**ctx).encode("utf-8")
+    except TemplateProblem:
+        raise
+    except jinja2.TemplateError as exc:  # the sandbox's refusal, a missing name: the organiser's to fix
+        line = next(
+            (
+                f.lineno
+                for f in reversed(traceback.extract_tb(exc.__traceback__))
+                if f.filename.endswith(".html")
+            ),
+            None,
+        )
+        raise TemplateProblem(f"web/index.html{f':{line}' if line else ''}: {exc}") from None
 
 
 # -- building ----------------------------------------------------------------------------------------------
@@ -235,11 +254,20 @@ def publish(
 
 
 def _wants_gzip(request: web.Request) -> bool:
+    """gzip unless the client says q=0 for it; a q-value that is not a number counts as a yes (RFC 9110
+    asks for a number, but a client's typo must not cost it the page)."""
     for part in request.headers.get("Accept-Encoding", "").split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() in ("gzip", "x-gzip"):
-            q = params.strip()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+        name, *params = part.split(";")
+        if name.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    return float(value.strip()) > 0
+                except ValueError:
+                    return True
+        return True
     return False
 
 
@@ -252,11 +280,12 @@ def _not_modified(request: web.Request, etags: set[str], modified: datetime) -> 
     if ims:
         try:
             since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return False
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        return modified <= since
+        # Last-Modified went out in whole seconds: compare at that precision, or nothing is ever unchanged.
+        return modified.replace(microsecond=0) <= since
     return False
 
 
@@ -286,14 +315,24 @@ def _serve_bytes(
     return resp
 
 
-def make_app(source: Callable[[], Published | None]) -> web.Application:
-    """The web application; `source` returns the current build (None while none has succeeded)."""
+def make_app(
+    source: Callable[[], Published | None],
+    health: Callable[[], str | None] | None = None,
+    organiser: Callable[[web.Request, Published], web.Response | None] | None = None,
+) -> web.Application:
+    """The web application; `source` returns the current build (None while none has succeeded), `health`
+    what is wrong with the service (None when nothing is).
+
+    `organiser` answers the organiser's private paths (see organiser.py), or None for a wrong token.
+    """
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/healthz":
-            ok = source() is not None
-            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "starting\n")
+            problem = "starting" if source() is None else (health() if health is not None else None)
+            if problem:
+                return web.Response(status=503, text=f"{problem}\n")
+            return web.Response(status=200, text="ok\n")
         pub = source()
         if pub is None:
             return web.Response(status=503, text="starting\n")
@@ -303,6 +342,9 @@ def make_app(source: Callable[[], Published | None]) -> web.Application:
             )
         if path.startswith("/documents/"):
             return _document(pub, path)
+        if path.startswith("/organiser/"):
+            answer = organiser(request, pub) if organiser is not None else None
+            return answer if answer is not None else _not_found()
         feed = _resolve(pub, path.lstrip("/"))
         if feed is None:
             return _not_found()
@@ -377,7 +419,38 @@ class FeedServer:
         self._config_dir = config_dir
         self._published: Published | None = None
         self._runner: web.AppRunner | None = None
-        self.app = make_app(lambda: self._published)
+        self._listener: asyncio.Server | None = None
+        self.head_timeout = HEAD_TIMEOUT
+        # What the service reports as wrong (a stopped delivery); /healthz answers 503 with it.
+        self.health: Callable[[], str | None] = lambda: None
+        self._config_dir = config_dir
+        self.app = make_app(lambda: self._published, lambda: self.health(), self._organiser)
+
+    def _organiser(self, request: web.Request, pub: Published) -> web.Response | None:
+        """The organiser's page (rendered at each request: the outbox moves) or their all-items feed."""
+        from .feeds import ORGANISER_FEED
+        from .organiser import organiser_context, render_organiser, resolve_organiser
+
+        what = resolve_organiser(pub.secret, request.path)
+        if what == "feed":
+            feed = pub.feeds[ORGANISER_FEED]
+            return _serve_bytes(
+                request, feed.data, pub.gzipped.get(feed.path), CALENDAR_TYPE, feed.etag, feed.last_modified
+            )
+        if what != "page":
+            return None
+        context = organiser_context(pub.project, self._store, self._clock.now(), self._config_dir)
+        body = render_organiser(self._env, context)
+        return web.Response(
+            body=body,
+            headers={
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+            content_type="text/html",
+            charset="utf-8",
+        )
 
     @property
     def published(self) -> Published | None:
@@ -397,18 +470,109 @@ class FeedServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> int:
         """Listen; returns the port actually bound (useful with port 0)."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        logging.getLogger("aiohttp.server").addFilter(_BAD_REQUESTS)  # once: filters are a set
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        handlers = self._runner.server
+        assert handlers is not None
+        seconds = self.head_timeout
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: _HeadDeadline(handlers(), seconds), host, port, reuse_address=True
+        )
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def serve_forever(self) -> None:
         await asyncio.Event().wait()
+
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs each malformed request at ERROR with a traceback; a client's garbage is not our error.
+    One WARNING line says what was refused, so ERROR stays for what needs a person."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"refused a malformed request ({exc.code}): {first[:200]}",
+                None,
+                None,
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_BAD_REQUESTS = _BadRequestsInOneLine()
+
+
+class _HeadDeadline(asyncio.Protocol):
+    """Wraps aiohttp's protocol: closes a connection whose request head is not complete in time.
+
+    aiohttp has no deadline for the head itself (its keep-alive timer stops at the first byte), so a
+    client sending a header byte now and then would hold a connection for ever.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, seconds: float):
+        self.inner = inner
+        self.seconds = seconds
+        self.transport: asyncio.BaseTransport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.tail = b""
+
+    def _arm(self, tail: bytes = b"") -> None:
+        self.tail = tail[-3:]
+        self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            log.warning("closing a connection whose request head took over %g s", self.seconds)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data
+        end = seen.rfind(b"\r\n\r\n")
+        if end >= 0:
+            # A head is complete; bytes after it begin the next (pipelined) request, with a new deadline.
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            rest = seen[end + 4 :]
+            if rest:
+                self._arm(rest)
+            else:
+                self.tail = b""
+        elif self.timer is None:
+            self._arm(seen)
+        else:
+            self.tail = seen[-3:]
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()

@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import review
 from .changes import Change, describe_changes, meeting_snapshot
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import ConfigError
+from .console import human_duration
+from .errors import ConfigError, CyclogramError
 from .mailings import iter_compose, queue
 from .model import MeetingStatus, Project
 from .plan import PlanEntry, build_plan
@@ -51,6 +53,7 @@ class Service:
     loaded: LoadedConfig | None = None
     actions: list[Action] = field(default_factory=list)
     on_action: Callable[[Action], None] | None = None
+    log_missed: bool = True  # off while `run` catches up: its first screen sums the missed up in one line
 
     @property
     def project(self) -> Project:
@@ -75,6 +78,12 @@ class Service:
                 exc,
             )
             return False
+        except CyclogramError as exc:
+            log.error("action=reload result=rejected (keeping the last good configuration): %s", exc)
+            return False
+        except Exception:  # a file half-written or hostile may trip the loader anywhere: refuse, keep going
+            log.exception("action=reload result=rejected (keeping the last good configuration)")
+            return False
         changed = self.loaded is None or fresh.project != self.project
         self.loaded = fresh
         log.info("action=reload result=%s", "changed" if changed else "unchanged")
@@ -87,7 +96,11 @@ class Service:
     def next_wake(self, now: datetime | None = None) -> datetime | None:
         """The next instant something is planned: the scheduler's next job."""
         now = now or self.clock.now()
-        times = [e.at for e in self.plan(now) if e.state == "upcoming" and e.at > now]
+        entries = [e for e in self.plan(now) if e.state == "upcoming" and e.at > now]
+        times = [e.at for e in entries]
+        if review.review_enabled(self.project):  # a held mailing is drafted `review_days` ahead
+            ahead = timedelta(days=self.project.settings.mailings.review_days)
+            times += [e.at - ahead for e in entries if e.at - ahead > now and review.is_held(self.project, e)]
         return min(times) if times else None
 
     # -- what is due ----------------------------------------------------------------------------------
@@ -100,19 +113,33 @@ class Service:
         """
         now = self.clock.now()
         grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
-        done: list[Action] = []
+        done: list[Action] = self._review(now)
+        reviewing = review.review_enabled(self.project)
         for entry in self.plan(now):
             if entry.state != "past":
                 continue
             late = now - entry.at
             too_late = entry.deadline is not None and now >= entry.deadline
-            if too_late or (catching_up and late > grace):
+            held = reviewing and review.is_held(self.project, entry)
+            approved = review.gate(self.loaded, self.store, entry, now) if held and not too_late else None
+            if held and approved is None and not too_late and late <= grace:
+                continue  # a draft waits for its approval (`cyclogram approve`) while it can still go out
+            # Approved after its time: it goes out only as a mailing caught up after downtime would.
+            late_approval = approved is not None and approved > entry.at
+            unapproved = held and approved is None
+            if too_late or unapproved or ((catching_up or late_approval) and late > grace):
                 self.store.mark_mailing(entry.key, "missed", now)
                 reason = (
                     "its meeting has begun"
                     if too_late
                     else f"{_hours(late)} late, beyond the catch-up window"
                 )
+                if unapproved:
+                    reason = (
+                        "it was not approved before its meeting began"
+                        if too_late
+                        else f"it was not approved within {_hours(grace)} of its time"
+                    )
                 done.append(
                     self._record(
                         now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason
@@ -127,6 +154,22 @@ class Service:
                 self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
             )
         return done
+
+    def _review(self, now: datetime) -> list[Action]:
+        """Draft the held mailings coming within `review_days`; tell the organiser what is new to review."""
+        if not review.review_enabled(self.project):
+            return []
+        news = review.prepare(self.loaded, self.store, now)
+        if not news:
+            return []
+        # The digest lists everything that waits (what is new prompts it), so one mail is the whole picture.
+        fresh = {d.entry.key for d in news}
+        waiting = [d for d in review.drafts(self.loaded, self.store, now) if d.state != "approved"]
+        listed = sorted(waiting, key=lambda d: d.entry.key not in fresh) or news
+        added = self.store.enqueue([review.digest_message(self.loaded, listed, now)], now)
+        self.store.mark_notified([d.entry.key for d in news], now)
+        detail = f"{len(news)} draft(s): " + ", ".join(d.entry.key for d in news)
+        return [self._record(now, "digest", "review", review.DIGEST_KIND, None, added, detail)]
 
     # -- what changed ---------------------------------------------------------------------------------
     def react_to_changes(self) -> list[Action]:
@@ -151,6 +194,10 @@ class Service:
                 continue
             kind = "cancellation" if cancelled else "update"
             rule = getattr(self.project.policy(meeting), kind)
+            if rule.enabled and not review.change_may_go(
+                self.loaded, self.store, meeting, kind, changes, now
+            ):
+                continue  # held for review: the schools' record stays as it was until it goes out
             if rule.enabled:
                 messages = iter_compose(
                     self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
@@ -174,7 +221,9 @@ class Service:
     ) -> Action:
         action = Action(at, what, key, kind, meeting, n, detail)
         self.actions.append(action)
-        log.info(
+        level = logging.INFO if self.log_missed or what != "missed" else logging.DEBUG
+        log.log(
+            level,
             "action=%s mailing=%s kind=%s recipients=%d%s",
             what,
             key,
@@ -188,8 +237,7 @@ class Service:
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+    return human_duration(delta)  # "2 years", not "54109 h"
 
 
 def _describe(changes: list[Change]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -14,7 +15,41 @@ from .service import Action, Service
 from .store import StateStore
 from .validation import validate_all
 
-__all__ = ["Rehearsal", "simulate"]
+__all__ = ["MARKER", "Rehearsal", "prepare_scratch", "simulate"]
+
+# Left in every folder a rehearsal makes: the only folders it will ever empty again.
+MARKER = ".cyclogram-simulation"
+
+
+def prepare_scratch(path: Path, what: str, known: frozenset[str] = frozenset()) -> Path:
+    """An empty folder for a rehearsal's `what`, made by a rehearsal: new, empty, or one made before.
+
+    A folder holding anything a rehearsal did not make is refused, never emptied: it may be someone's mail.
+    `known` names what an older rehearsal, from before the marker, left there.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise CyclogramError(f"{path} is not a folder a rehearsal made; name a new folder for the {what}")
+    if path.is_dir():
+        entries = list(path.iterdir())
+        ours = (path / MARKER).is_file() or (known and {e.name for e in entries} <= known)
+        if entries and not ours:
+            raise CyclogramError(
+                f"{path} is not empty and was not made by `cyclogram simulate`: nothing in it is touched; "
+                f"name a new or empty folder for the {what}"
+            )
+        for entry in entries:  # what an earlier rehearsal made: it starts from nothing again
+            if entry.name == MARKER:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MARKER).write_text("made by cyclogram simulate; emptied by the next rehearsal\n")
+    except OSError as exc:
+        raise CyclogramError(f"cannot make the rehearsal's folder {path}: {exc}") from None
+    return path
 
 
 @dataclass

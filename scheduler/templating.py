@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import Problem
+from .errors import Problem, TemplateProblem
 
 if TYPE_CHECKING:
     from .config import LoadedConfig
 
-__all__ = ["check_templates", "default_templates_dir", "mail_template_names", "make_environment"]
+__all__ = [
+    "TemplateFileError",
+    "TemplateOutsideError",
+    "check_templates",
+    "default_templates_dir",
+    "mail_template_names",
+    "make_environment",
+]
 
 MAIL_PARTS = ("subject.txt", "txt", "html")
 
@@ -27,22 +37,81 @@ def default_templates_dir() -> Path:
     raise RuntimeError("cyclogram's templates are missing from this installation")
 
 
+class TemplateFileError(TemplateProblem, jinja2.TemplateError):
+    """A template file an organiser put in templates/ that cannot be used as one."""
+
+    def __init__(self, file: Path, what: str):
+        self.file = file
+        self.what = what
+        message = f"{file}: {what}"
+        TemplateProblem.__init__(self, message)
+        jinja2.TemplateError.__init__(self, message)
+
+
+class TemplateOutsideError(TemplateFileError):
+    """A template file that resolves outside its templates/ folder (a symlink, most likely): refused."""
+
+    def __init__(self, file: Path, target: Path):
+        self.target = target
+        super().__init__(file, f"the template resolves outside the templates/ folder (to {target}): refused")
+
+
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """A folder of templates that no name, `..` or symlink can leave."""
+
+    def __init__(self, root: Path):
+        super().__init__(str(root), followlinks=False)
+        self.root = root.resolve()
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, object]:
+        path = self.root.joinpath(*split_template_path(template))  # refuses `..` in the name
+        if os.path.lexists(path):
+            real = path.resolve()
+            if not real.is_relative_to(self.root):
+                raise TemplateOutsideError(path, real)
+        try:
+            return super().get_source(environment, template)
+        except UnicodeDecodeError:
+            raise TemplateFileError(path, "the template is not UTF-8 text") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise TemplateFileError(path, f"the template cannot be read: {exc.strerror}") from None
+
+
 def make_environment(config_dir: Path | None = None) -> jinja2.Environment:
     """A user's `templates/` overrides a shipped template of the same name; `default:` names the shipped one."""
-    return _environment(str(config_dir.resolve()) if config_dir else None)
+    if config_dir is None:
+        return _environment(None, ())
+    return _environment(str(config_dir.resolve()), _overrides(config_dir / "templates"))
+
+
+def _overrides(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the templates/ folder holds now. Part of the cache key: an override added or removed while the
+    service runs is seen, where Jinja's own cache would keep serving the shipped template it found first."""
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in folder.rglob("*"):
+        try:
+            stat = path.lstat()
+        except OSError:
+            continue
+        found.append((path.relative_to(folder).as_posix(), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(found))
 
 
 @lru_cache(maxsize=8)
-def _environment(config_dir: str | None) -> jinja2.Environment:
+def _environment(config_dir: str | None, overrides: tuple[tuple[str, int, int], ...]) -> jinja2.Environment:
     shipped = jinja2.FileSystemLoader(str(default_templates_dir()))
     loaders: list[jinja2.BaseLoader] = []
     if config_dir is not None:
         user = Path(config_dir) / "templates"
         if user.is_dir():
-            loaders.append(jinja2.FileSystemLoader(str(user)))
+            loaders.append(_ConfinedLoader(user))
     loaders.append(shipped)
     loader = jinja2.ChoiceLoader([jinja2.PrefixLoader({"default": shipped}, delimiter=":"), *loaders])
-    env = jinja2.Environment(
+    # An organiser's override is code from a file anyone with the folder can edit: it gets the data it
+    # is handed and nothing else (no attributes like __globals__, no changing what it is given).
+    env = ImmutableSandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm", "xml"), default=False),
@@ -79,6 +148,8 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
             for template in mail_template_names(name, lang):
                 try:
                     env.get_template(template)
+                except TemplateFileError as exc:
+                    problems.append(Problem(exc.file, None, "", exc.what))
                 except jinja2.TemplateNotFound:
                     problems.append(Problem(file, None, path, f"template {template!r} does not exist"))
                 except jinja2.TemplateSyntaxError as exc:
@@ -98,14 +169,48 @@ def check_templates(loaded: LoadedConfig) -> list[Problem]:
         need(rule.template or kind, loaded.directory / "project.yaml", f"mailings.{kind}.template")
         used.setdefault(rule.template or kind, set()).add(kind)
     for meeting in project.meetings:
-        for kind in meeting.mailings:
+        for kind in (k for k in meeting.mailings if k != "review"):  # `review: true` is no kind
             rule = getattr(project.policy(meeting), kind)
             file = loaded.meeting_files.get(meeting.id, loaded.directory / "meetings")
             need(rule.template or kind, file, f"mailings.{kind}.template")
             used.setdefault(rule.template or kind, set()).add(kind)
+    problems.extend(_override_problems(loaded.directory, env))
     if not problems:
         problems.extend(_render_problems(loaded, env, used, languages))
     return problems
+
+
+def _override_problems(directory: Path, env: jinja2.Environment) -> list[Problem]:
+    """Every file in the configuration's templates/ compiles and stays inside it; the index page renders."""
+    root = directory / "templates"
+    problems: list[Problem] = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.is_dir() and not path.is_symlink():
+                continue
+            name = path.relative_to(root).as_posix()
+            try:
+                env.get_template(name)
+            except TemplateFileError as exc:
+                problems.append(Problem(exc.file, None, "", exc.what))
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append(Problem(path, exc.lineno, "", f"template syntax error: {exc.message}"))
+            except (jinja2.TemplateError, UnicodeDecodeError, OSError) as exc:
+                problems.append(Problem(path, None, "", f"template cannot be read: {exc}"))
+        if (root / "web" / "index.html").exists() and not problems:
+            problems.extend(_index_problems(directory, env))
+    return problems
+
+
+def _index_problems(directory: Path, env: jinja2.Environment) -> list[Problem]:
+    from .config import load_config
+    from .server import render_index
+
+    try:
+        render_index(load_config(directory).project, {}, env)
+    except TemplateProblem as exc:
+        return [Problem(directory / "templates" / "web" / "index.html", None, "", str(exc))]
+    return []
 
 
 def _render_problems(

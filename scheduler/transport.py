@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import math
 import os
 import socket
 import ssl
@@ -55,7 +57,7 @@ class PermanentError(DeliveryError):
 
 
 class TransportConfigError(DeliveryError):
-    """The transport itself cannot work (bad login, untrusted certificate): stop, fix, run again."""
+    """The transport itself cannot work (bad login, untrusted certificate, nobody listening): stop, fix."""
 
 
 class Connection(Protocol):
@@ -87,6 +89,14 @@ class SMTPSettings:
     allow_plain_auth: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise TransportConfigError(f"{ENV['port']}={self.port} is not a port: give 1 to 65535")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise TransportConfigError(
+                f"{ENV['timeout']}={self.timeout} must be a positive number of seconds"
+            )
+        if self.ca_file is not None and not os.path.isfile(self.ca_file):
+            raise TransportConfigError(f"{ENV['ca_file']}={self.ca_file!r} is not a readable file")
         if self.security not in SECURITY:
             raise TransportConfigError(
                 f"{ENV['security']}={self.security!r} is not one of {', '.join(SECURITY)}"
@@ -105,8 +115,13 @@ def _tls_context(settings: SMTPSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_file)
 
 
-def _classify(exc: BaseException) -> DeliveryError:
+def _classify(exc: BaseException, where: str = "") -> DeliveryError:
     """Sort a failure into retry-later, never-retry, or stop-everything."""
+    if isinstance(exc, aiosmtplib.SMTPConnectError) and isinstance(
+        exc.__cause__, (ConnectionRefusedError, socket.gaierror)
+    ):
+        # Nobody listens there, or the name does not resolve: a setting to fix, not a message to retry.
+        return TransportConfigError(f"cannot connect to the SMTP server {where}: {exc.__cause__}")
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return TransportConfigError(f"the SMTP server refused the login: {exc.code} {exc.message}")
     if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
@@ -147,18 +162,30 @@ class _SMTPConnection:
             timeout=s.timeout,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Now rather than inside sendmail: its EHLO names the SIZE a message must fit.
+            with contextlib.suppress(aiosmtplib.SMTPHeloError):
+                await client.ehlo()
         if s.username:
             await client.login(s.username, s.password or "")
         return client
 
     async def send(self, sender: str, recipient: str, message: bytes, key: str) -> str:
+        where = f"{self.settings.host}:{self.settings.port}"
         try:
             if self.client is None:
                 self.client = await self._open()
+            limit = _size_limit(self.client)
+            if limit and len(message) > limit:
+                # Refused before MAIL FROM: the server said in its EHLO it would not take it (RFC 1870).
+                raise PermanentError(
+                    f"the message is {len(message)} octets; the SMTP server {where} accepts at most "
+                    f"{limit} (its EHLO SIZE)"
+                )
             errors, reply = await self.client.sendmail(sender, [recipient], message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            raise _classify(exc) from None
+            raise _classify(exc, where) from None
         if errors:  # one recipient per message, so this is that recipient's refusal
             await self.close()
             code, text = next(iter(errors.values()))
@@ -176,6 +203,12 @@ class _SMTPConnection:
             client.close()
 
 
+def _size_limit(client: aiosmtplib.SMTP) -> int | None:
+    """The server's EHLO SIZE, if it gave a usable one (0 or no number: no stated limit)."""
+    value = (client.esmtp_extensions.get("size") or "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 class SMTPTransport:
     def __init__(self, settings: SMTPSettings):
         self.settings = settings
@@ -184,6 +217,16 @@ class SMTPTransport:
 
     async def connect(self) -> Connection:
         return _SMTPConnection(self.settings)
+
+    async def check(self) -> None:
+        """Connect and log in, send nothing: raises what a delivery would meet (TransportConfigError...)."""
+        conn = _SMTPConnection(self.settings)
+        try:
+            conn.client = await conn._open()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise _classify(exc, f"{self.settings.host}:{self.settings.port}") from None
+        finally:
+            await conn.close()
 
 
 # --- Maildir ----------------------------------------------------------------------------------------------
@@ -219,8 +262,14 @@ class MaildirTransport:
             self._tags = tags
 
     async def connect(self) -> Connection:
-        await asyncio.to_thread(self._ensure)
+        try:
+            await asyncio.to_thread(self._ensure)
+        except OSError as exc:
+            raise TransportConfigError(f"cannot use the Maildir {self.path}: {exc}") from None
         return self
+
+    async def check(self) -> None:
+        await self.connect()
 
     @staticmethod
     def tag(key: str) -> str:
@@ -269,22 +318,42 @@ class MaildirTransport:
 # --- configuration ----------------------------------------------------------------------------------------
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+          "off": False, "": False}  # fmt: skip
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    value = (environ.get(name) or "").strip().lower()
+    if value not in _FLAGS:
+        raise TransportConfigError(f"{name}={value!r} is neither yes nor no (give 1 or 0)")
+    return _FLAGS[value]
+
+
+def _number(environ: Mapping[str, str], name: str, kind: type[int] | type[float]) -> int | float | None:
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise TransportConfigError(f"{name}={text!r} is not {what}") from None
+    return value
 
 
 def transport_from_env(environ: Mapping[str, str], maildir_default: str | os.PathLike[str]) -> Transport:
     """SMTP when CYCLOGRAM_SMTP_HOST is set, else the Maildir at CYCLOGRAM_MAILDIR or `maildir_default`."""
     host = (environ.get(ENV["host"]) or "").strip()
     if not host:
-        return MaildirTransport(environ.get(ENV["maildir"]) or maildir_default)
+        maildir = Path(environ.get(ENV["maildir"]) or maildir_default)
+        if maildir.exists() and not maildir.is_dir():
+            raise TransportConfigError(f"{ENV['maildir']}={str(maildir)!r} is a file, not a folder")
+        return MaildirTransport(maildir)
+    if any(ch in host for ch in "\r\n\0 /"):
+        raise TransportConfigError(f"{ENV['host']}={host!r} is not a host name")
     security = (environ.get(ENV["security"]) or "").strip().lower()
-    port_text = (environ.get(ENV["port"]) or "").strip()
-    try:
-        port = int(port_text) if port_text else None
-        timeout = float(environ.get(ENV["timeout"]) or 30)
-    except ValueError:
-        raise TransportConfigError(f"{ENV['port']} and {ENV['timeout']} must be numbers") from None
+    port = _number(environ, ENV["port"], int)
+    timeout = _number(environ, ENV["timeout"], float)
     if not security:
         security = {465: "tls", 587: "starttls"}.get(port or 25, "none")
     if port is None:
@@ -292,12 +361,12 @@ def transport_from_env(environ: Mapping[str, str], maildir_default: str | os.Pat
     return SMTPTransport(
         SMTPSettings(
             host=host,
-            port=port,
+            port=int(port),
             security=security,
             username=environ.get(ENV["username"]) or None,
             password=environ.get(ENV["password"]) or None,
-            timeout=timeout,
+            timeout=30.0 if timeout is None else float(timeout),
             ca_file=environ.get(ENV["ca_file"]) or None,
-            allow_plain_auth=_flag(environ.get(ENV["allow_plain_auth"])),
+            allow_plain_auth=_flag(environ, ENV["allow_plain_auth"]),
         )
     )

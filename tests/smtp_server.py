@@ -84,7 +84,10 @@ class Recorder:
 
 
 class SMTPServer:
-    """Start with `with SMTPServer(recorder) as s:`; `s.port` is the port the system gave us."""
+    """Start with `with SMTPServer(recorder) as s:`; `s.port` is the port the system gave us.
+
+    `credentials` may be changed while it runs (a password fixed on the server's side).
+    """
 
     def __init__(
         self,
@@ -93,8 +96,12 @@ class SMTPServer:
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
+        auth_require_tls: bool = True,
+        data_size_limit: int | None = None,
     ):
         self.handler = handler
+        self.auth_require_tls = auth_require_tls
+        self.data_size_limit = data_size_limit
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.credentials = credentials
@@ -113,13 +120,15 @@ class SMTPServer:
 
     def _factory(self) -> Callable[[], SMTP]:
         kwargs: dict[str, Any] = {"hostname": "localhost"}
+        if self.data_size_limit is not None:
+            kwargs["data_size_limit"] = self.data_size_limit  # advertised as EHLO SIZE
         if self.tls_context is not None and not self.implicit_tls:
             kwargs.update(tls_context=self.tls_context, require_starttls=True)
         if self.credentials is not None:
             kwargs.update(
                 authenticator=self._authenticate,
                 auth_required=True,
-                auth_require_tls=True,
+                auth_require_tls=self.auth_require_tls,
                 auth_exclude_mechanism=["LOGIN"],
             )
         return lambda: SMTP(self.handler, **kwargs)
@@ -150,7 +159,11 @@ class SMTPServer:
 
         async def stop() -> None:
             self.server.close()
-            await asyncio.sleep(0)
+            # Sessions a client left open (a refused login, a dropped client) end here, not at interpreter exit.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -60,6 +60,7 @@ def test_every_example_feed_read_by_three_readers(example: LoadedConfig, tmp_pat
     feeds = build_feeds(p, event_states(SQLiteStore(tmp_path / "s.db"), p, NOW), NOW)
     expected = {"project.ics"} | {f"schools/{s.id}.ics" for s in p.schools}
     expected |= {f"teams/{t.id}.ics" for t in p.teams} | {f"meetings/{m.id}.ics" for m in p.meetings}
+    expected |= {"organiser/all.ics"}  # the organiser's private all-items feed
     assert set(feeds) == expected
     for path, feed in feeds.items():
         seen = _read_all(feed.data)
@@ -122,7 +123,7 @@ def test_build_writes_atomically_and_leaves_unchanged_files(config_copy: Path, e
     changed = write_feeds(current_feeds(store, load_config(config_copy).project, later), out)
     assert "meetings/network-seminar-2021-01.ics" in changed and "schools/lyceum-86.ics" not in changed
     assert not list(out.rglob("*.tmp"))
-    assert len(stamps) == 11
+    assert len(stamps) == 12  # 1 project, 5 schools, 2 teams, 3 meetings, the organiser's feed
 
 
 # -- a property over generated configurations ------------------------------------------------------------

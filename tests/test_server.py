@@ -164,3 +164,140 @@ async def test_watcher_reloads_and_keeps_last_good(config_copy: Path) -> None:
         logging.getLogger("scheduler.watch").removeHandler(signal)
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+# --- hostile clients (issue 10) ---------------------------------------------------------------------------
+
+
+async def test_a_q_value_that_is_not_a_number_is_not_a_500(served: tuple[FeedServer, str]) -> None:
+    _, base = served
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        for header, gzipped in (("gzip;q=abc", True), ("gzip; q = 0", False), ("gzip;q=0.000", False),
+                                ("identity, gzip;q=", True), ("gzip;level=1;q=0.5", True)):  # fmt: skip
+            async with http.get(f"{base}/project.ics", headers={"Accept-Encoding": header}) as r:
+                assert r.status == 200, header
+                assert (r.headers.get("Content-Encoding") == "gzip") is gzipped, header
+
+
+async def test_the_index_answers_304_to_its_own_last_modified(config_copy: Path, tmp_path: Path) -> None:
+    clock = FixedClock(NOW.replace(microsecond=654321))  # a build time with a fraction of a second
+    server = FeedServer(SQLiteStore(tmp_path / "state.db"), clock, config_copy)
+    server.update(load_config(config_copy).project)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/") as r:
+                stamp = r.headers["Last-Modified"]
+            async with http.get(f"http://127.0.0.1:{port}/", headers={"If-Modified-Since": stamp}) as r:
+                assert r.status == 304
+            async with http.get(
+                f"http://127.0.0.1:{port}/", headers={"If-Modified-Since": "Mon, 14 Sep 2020 07:00:00 GMT"}
+            ) as r:
+                assert r.status == 200
+    finally:
+        await server.stop()
+
+
+async def test_a_client_that_trickles_its_headers_is_cut_off(config_copy: Path, tmp_path: Path) -> None:
+    server = FeedServer(SQLiteStore(tmp_path / "state.db"), FixedClock(NOW), config_copy)
+    server.update(load_config(config_copy).project)
+    server.head_timeout = 0.5
+    port = await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /project.ics HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        # One header line now and then, never the blank line: the deadline closes the connection.
+        closed = asyncio.get_running_loop().time()
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            if reader.at_eof():
+                break
+            try:
+                writer.write(b"X-Slow: 1\r\n")
+                await writer.drain()
+            except OSError:
+                break
+        try:
+            rest = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            rest = b""
+        assert rest == b""  # closed, no response
+        assert asyncio.get_running_loop().time() - closed < 3
+        writer.close()
+
+        # A client that sends its request at once is served, and keep-alive still works.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(2):
+            writer.write(b"HEAD /project.ics HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.7)  # idle between requests is the keep-alive timer's business
+        writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_healthz_says_why_delivery_is_stopped(served: tuple[FeedServer, str]) -> None:
+    server, base = served
+    async with aiohttp.ClientSession() as http:
+        server.health = lambda: "delivery stopped: the SMTP server refused the login: 535 5.7.8 no"
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 503 and "535" in await r.text()
+        server.health = lambda: None
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 200
+
+
+async def test_the_watcher_survives_a_model_it_cannot_apply(config_copy: Path) -> None:
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    stop = asyncio.Event()
+    signal = _Signal(asyncio.get_running_loop())
+    logging.getLogger("scheduler.watch").addHandler(signal)
+    project = config_copy / "project.yaml"
+    original = project.read_text(encoding="utf-8")
+
+    def apply(loaded) -> None:
+        name = loaded.project.settings.short_name or ""
+        if name.startswith("Сломано"):
+            raise ValueError("a line break in a name")  # what building the feeds met before the model rule
+        seen.put_nowait(name)
+
+    task = asyncio.create_task(watch_config(config_copy, apply, stop_event=stop, debounce_ms=50))
+    try:
+        for i in range(50):  # until the watcher, started in the background, has met the broken edit
+            project.write_text(original.replace("Проектное управление", f"Сломано {i}"), encoding="utf-8")
+            try:
+                await asyncio.wait_for(signal.event.wait(), 0.5)
+                break
+            except TimeoutError:
+                continue
+        assert any("keeping the last good" in m for m in signal.messages)
+        project.write_text(original.replace("Проектное управление", "Исправлено"), encoding="utf-8")
+        assert await asyncio.wait_for(seen.get(), 10) == "Исправлено"  # still watching, later edits apply
+    finally:
+        logging.getLogger("scheduler.watch").removeHandler(signal)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_malformed_request_is_one_warning_line_not_an_error_with_a_traceback(
+    served: tuple[FeedServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, base = served
+    port = int(base.rsplit(":", 1)[1])
+    for raw in (
+        b"GET /project.ics HTTP/1.1\r\nHost: x\r\nIf-None-Match: \x01\r\n\r\n",
+        b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        assert status.split()[1] == b"400", raw[:40]
+    server_records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert server_records and all(r.levelname == "WARNING" and not r.exc_info for r in server_records)

@@ -97,7 +97,7 @@ def test_a_restart_catches_up_once_and_reports_what_is_too_late(config_copy, sto
     service.load()
     actions = service.due(catching_up=True)
     assert [(a.what, a.key) for a in actions] == [("queued", "heads-2020-09/reminder")]
-    assert "6 h late" in actions[0].detail
+    assert "6 hours late" in actions[0].detail  # durations as people say them
     assert service.due(catching_up=True) == []  # a second restart adds nothing
 
     rows = store.outbox()

@@ -76,7 +76,7 @@ def test_rotate_secret_command_revokes_every_private_url(config_copy, tmp_path, 
     after = CliRunner().invoke(cli.main, [*args, "feeds", "urls"])
     assert before.exit_code == rotated.exit_code == after.exit_code == 0
     old, new = before.output.splitlines(), after.output.splitlines()
-    assert len(old) == len(new) == 7 and not set(old) & set(new)
+    assert len(old) == len(new) == 9 and not set(old) & set(new)  # 5 schools, 2 teams, the organiser (2)
     refused = CliRunner().invoke(cli.main, [*args, "feeds", "rotate-secret", "--yes"],
                                  env={"CYCLOGRAM_FEED_SECRET": "x" * 32})  # fmt: skip
     assert refused.exit_code == 1 and "CYCLOGRAM_FEED_SECRET" in refused.output

@@ -124,3 +124,51 @@ async def test_maildir_writes_once_per_row(tmp_path):
     box = mailbox.Maildir(tmp_path / "md", create=False)
     assert sorted(m["Message-ID"] for m in box) == ["<x@example.org>"] * 2
     assert list((tmp_path / "md" / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CYCLOGRAM_SMTP_PORT", "99999", "is not a port"),
+        ("CYCLOGRAM_SMTP_PORT", "-25", "is not a port"),
+        ("CYCLOGRAM_SMTP_PORT", "0", "is not a port"),
+        ("CYCLOGRAM_SMTP_PORT", "twenty-five", "is not a whole number"),
+        ("CYCLOGRAM_SMTP_PORT", "25.5", "is not a whole number"),
+        ("CYCLOGRAM_SMTP_TIMEOUT", "-3", "must be a positive number"),
+        ("CYCLOGRAM_SMTP_TIMEOUT", "nan", "must be a positive number"),
+        ("CYCLOGRAM_SMTP_TIMEOUT", "inf", "must be a positive number"),
+        ("CYCLOGRAM_SMTP_TIMEOUT", "soon", "is not a number"),
+        ("CYCLOGRAM_SMTP_SECURITY", "ssl", "is not one of none, starttls, tls"),
+        ("CYCLOGRAM_SMTP_ALLOW_PLAIN_AUTH", "maybe", "neither yes nor no"),
+        ("CYCLOGRAM_SMTP_CA_FILE", "/nonexistent/ca.pem", "is not a readable file"),
+        ("CYCLOGRAM_SMTP_HOST", "mail.example.org\r\nX: y", "is not a host name"),
+    ],
+)
+def test_every_smtp_setting_is_checked_and_named(variable, value, message, tmp_path):
+    env = {"CYCLOGRAM_SMTP_HOST": "mail.example.org", variable: value}
+    with pytest.raises(TransportConfigError, match=message) as caught:
+        transport_from_env(env, tmp_path)
+    assert variable in str(caught.value)
+
+
+def test_a_maildir_setting_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TransportConfigError, match=r"CYCLOGRAM_MAILDIR.*is a file"):
+        transport_from_env({"CYCLOGRAM_MAILDIR": str(tmp_path / "file")}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CYCLOGRAM_SMTP_CONCURRENCY", "100000"),
+        ("CYCLOGRAM_SMTP_RETRY_SECONDS", "99999999999999"),
+        ("CYCLOGRAM_SMTP_MAX_ATTEMPTS", "-1"),
+        ("CYCLOGRAM_SMTP_RATE", "fast"),
+    ],
+)
+def test_every_delivery_setting_is_checked_and_named(variable, value):
+    from scheduler.delivery import delivery_options
+    from scheduler.errors import DeliveryError
+
+    with pytest.raises(DeliveryError, match=variable):
+        delivery_options({variable: value})

@@ -1,6 +1,6 @@
 """Where cyclogram keeps what it must remember between runs: the interface and its stores."""
 
-from .base import STATE_ENV, STATUSES, EventState, NewMessage, OutboxRow, StateStore, state_dir
+from .base import STATE_ENV, STATUSES, EventState, NewMessage, OutboxRow, ReviewState, StateStore, state_dir
 from .sqlite import SQLiteStore, open_store
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "EventState",
     "NewMessage",
     "OutboxRow",
+    "ReviewState",
     "SQLiteStore",
     "StateStore",
     "open_store",

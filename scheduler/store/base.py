@@ -16,6 +16,7 @@ __all__ = [
     "EventState",
     "NewMessage",
     "OutboxRow",
+    "ReviewState",
     "StateStore",
     "state_dir",
 ]
@@ -71,6 +72,21 @@ class OutboxRow:
     sender: str
 
 
+@dataclass(frozen=True)
+class ReviewState:
+    """Where one held mailing stands: drafted, approved (of this content), held, or withdrawn by an edit.
+
+    `fingerprint` is of the rendered content the state refers to (the approved content, for `approved`);
+    `notified` is when the organiser's digest last listed the draft.
+    """
+
+    key: str
+    state: str  # draft | approved | held | withdrawn
+    fingerprint: str
+    updated: datetime
+    notified: datetime | None = None
+
+
 class StateStore(Protocol):
     """Everything cyclogram keeps between runs. SQLite implements it; PostgreSQL can, with the same tests."""
 
@@ -89,6 +105,12 @@ class StateStore(Protocol):
     # mailings (sent / missed), by mailing key
     def mark_mailing(self, key: str, state: str, now: datetime) -> None: ...
     def mailing_states(self) -> dict[str, str]: ...
+
+    # review of held mailings, by mailing key
+    def review(self, key: str) -> ReviewState | None: ...
+    def reviews(self) -> dict[str, ReviewState]: ...
+    def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None: ...
+    def mark_notified(self, keys: Iterable[str], now: datetime) -> None: ...
 
     # outbox
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int: ...

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import STATUSES, EventState, NewMessage, OutboxRow, state_dir
+from .base import STATUSES, EventState, NewMessage, OutboxRow, ReviewState, state_dir
 
 __all__ = ["SQLiteStore", "open_store"]
 
@@ -42,6 +42,13 @@ _SCHEMA = [
     CREATE TABLE outbox_messages (id TEXT PRIMARY KEY, message BLOB NOT NULL);
     INSERT INTO outbox_messages (id, message) SELECT id, message FROM outbox;
     ALTER TABLE outbox DROP COLUMN message;
+    """,
+    # version 3: the review of held mailings (drafts, approvals, holds)
+    """
+    CREATE TABLE reviews (
+        key TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        updated TEXT NOT NULL, notified TEXT
+    );
     """,
 ]
 
@@ -193,6 +200,34 @@ class SQLiteStore:
         with self._lock:
             return dict(self._db.execute("SELECT key, state FROM mailings").fetchall())
 
+    # -- reviews ---------------------------------------------------------------------------------------
+    def review(self, key: str) -> ReviewState | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews WHERE key = ?", (key,)
+            ).fetchone()
+        return _review(row) if row else None
+
+    def reviews(self) -> dict[str, ReviewState]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews"
+            ).fetchall()
+        return {r[0]: _review(r) for r in rows}
+
+    def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO reviews (key, state, fingerprint, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET state = excluded.state, fingerprint = excluded.fingerprint, "
+                "updated = excluded.updated",
+                (key, state, fingerprint, _ts(now)),
+            )
+
+    def mark_notified(self, keys: Iterable[str], now: datetime) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE reviews SET notified = ? WHERE key = ?", [(_ts(now), k) for k in keys])
+
     # -- outbox ----------------------------------------------------------------------------------------
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int:
         """Queue messages in one transaction; ones already in the outbox (by id) are left as they are."""
@@ -341,6 +376,10 @@ def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
     )
     fields.update(override)
     return OutboxRow(**fields)
+
+
+def _review(r: tuple[Any, ...]) -> ReviewState:
+    return ReviewState(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]) if r[4] else None)
 
 
 def open_store(directory: str | os.PathLike[str] | None = None) -> SQLiteStore:
