@@ -367,3 +367,33 @@ def test_headers_as_registers_write_them(config_copy: Path, tmp_path: Path) -> N
     ]  # fmt: skip
     result = import_participants(config_copy, _xlsx(tmp_path / "t.xlsx", rows))
     assert result.unchanged == ["gymnasium-3"] and not result.added  # the OKPO code is not an id
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda c: (c / "participants.yaml").unlink(),
+        lambda c: (c / "participants.yaml").write_bytes(b"\x00\xff\xfe binary"),
+        lambda c: (c / "participants.yaml").write_text("schools: [unclosed", encoding="utf-8"),
+        lambda c: (c / "participants.yaml").write_text("- just\n- a list\n", encoding="utf-8"),
+        lambda c: (c / "project.yaml").write_text("name: [", encoding="utf-8"),
+    ],
+    ids=["missing", "binary", "bad-yaml", "not-a-mapping", "broken-project"],
+)
+def test_tables_over_a_damaged_configuration(config_copy: Path, tmp_path: Path, damage) -> None:
+    table = _xlsx(tmp_path / "t.xlsx", [HEADERS, *FIVE])
+    damage(config_copy)
+    snapshot = {p: p.read_bytes() for p in config_copy.rglob("*") if p.is_file()}
+    runner = CliRunner()
+    for args in (
+        ["import", "participants", str(table)],
+        ["import", "participants", str(table), "--dry-run"],
+        ["export", "participants", "--csv", str(tmp_path / "p.csv")],
+        ["export", "plan", "--xlsx", str(tmp_path / "p.xlsx")],
+        ["export", "attendance", "--csv", str(tmp_path / "a.csv")],
+    ):
+        out = runner.invoke(main, ["--config", str(config_copy), "--state", str(tmp_path / "var"), *args])
+        assert out.exit_code in (1, 2), (args, out.output)
+        assert "Traceback" not in out.output
+        assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert {p: p.read_bytes() for p in config_copy.rglob("*") if p.is_file()} == snapshot

@@ -417,6 +417,10 @@ def import_participants(
         difflib.unified_diff(original.splitlines(keepends=True), text.splitlines(keepends=True), name, name)
     )
     if text == original:
+        from ..validation import validate_all
+
+        # Nothing to write; still say so if the configuration fails elsewhere (exit 2 with its problems).
+        result.warnings = validate_all(config).warnings
         return result
     result.warnings = _check_result(config, participants, text)
     if dry_run:
