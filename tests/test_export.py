@@ -112,3 +112,17 @@ def test_export_needs_a_file(config_copy: Path, tmp_path: Path) -> None:
     assert out.exit_code == 2 and "--xlsx FILE" in out.output
     bad = _cli(config_copy, tmp_path / "var", "export", "plan", "--csv", str(tmp_path / "no" / "p.csv"))
     assert bad.exit_code == 1 and "no such directory" in bad.output and "Traceback" not in bad.output
+
+
+def test_english_export_reimports_unchanged(config_copy: Path, tmp_path: Path, edit) -> None:
+    from scheduler.tables.importing import import_participants
+
+    edit("project.yaml", "language: ru ", "language: en ")
+    out = _cli(config_copy, tmp_path / "var", "export", "participants", "--csv", str(tmp_path / "p.csv"))
+    assert out.exit_code == 0, out.output
+    rows = _read_csv((tmp_path / "p.csv").read_bytes())
+    assert rows[0] == ["ID", "School", "Short name", "Head", "Email", "Language", "Team"]
+    before = (config_copy / "participants.yaml").read_bytes()
+    result = import_participants(config_copy, tmp_path / "p.csv")
+    assert result.diff == "" and len(result.unchanged) == 5
+    assert (config_copy / "participants.yaml").read_bytes() == before
