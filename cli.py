@@ -269,6 +269,14 @@ def _known_states(obj: Context) -> dict[str, str]:
     help="Directory to write the configuration into.",
 )
 @click.option("--force", is_flag=True, help="Replace a configuration already in --out.")
+@click.option(
+    "--shape",
+    default="",
+    metavar="FEATURES",
+    help="Comma-separated kinds of plan to include, or `all`: no-minutes, draft-minutes, no-actions, rrule, "
+    "all-day, online, night, early-slots, odd-events, school-zones, cyrillic.",
+)
+@click.option("--zone", default="Europe/Moscow", show_default=True, help="The project's IANA time zone.")
 def synth(
     schools: int,
     teams: int,
@@ -279,11 +287,14 @@ def synth(
     notify_share: float,
     out: Path,
     force: bool,
+    shape: str,
+    zone: str,
 ) -> None:
     """Write a synthetic, valid configuration of any size (for rehearsals and benchmarks)."""
-    from scheduler.synth import SynthSpec, synth_files, write_config
+    from scheduler.synth import Shape, SynthSpec, synth_files, write_config
 
     spec = SynthSpec(
+        shape=Shape.parse(shape, zone),
         schools=schools,
         teams=teams,
         meetings=meetings,

@@ -6,16 +6,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import jinja2
-from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
 from icalendar import Calendar, Component, Event, vCalAddress, vDuration, vRecur, vText
 
+from .messages import meeting_when
 from .model import (
-    WEEKDAYS,
-    WEEKS,
     ActionItem,
     Audience,
     DateRange,
@@ -50,7 +50,6 @@ __all__ = [
 
 PRODID = "-//cyclogram//cyclogram calendar feeds//EN"
 REFRESH = timedelta(hours=1)
-_BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 _CATEGORY = {
     "meeting": {"ru": "Встреча", "en": "Meeting"},
@@ -146,6 +145,8 @@ def event_states(store: StateStore, project: Project, now: datetime) -> dict[str
     for event in project.all_events():
         uid = uid_for(project, "event", event.id)
         states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
+        for extra, _part in series_parts(project, event):
+            states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
         states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
@@ -202,8 +203,13 @@ def meeting_event(
     start, end = project.meeting_start(meeting), project.meeting_end(meeting)
     ev = Event()
     _stamp(ev, uid, state, now)
-    ev.add("DTSTART", start)
-    ev.add("DTEND", end)
+    if meeting.all_day:
+        # Dates only: VALUE=DATE, DTEND exclusive (the day after the last), as every client expects.
+        ev.add("DTSTART", start.date())
+        ev.add("DTEND", end.date())
+    else:
+        ev.add("DTSTART", start)
+        ev.add("DTEND", end)
     ev.add("SUMMARY", meeting.title)
     ev.add(
         "DESCRIPTION",
@@ -216,9 +222,10 @@ def meeting_event(
             start=start,
             end=end,
             zone=project.zone(meeting),
+            when=meeting_when(project, meeting, language),
         ),
     )
-    ev.add("LOCATION", meeting.place.one_line())
+    ev.add("LOCATION", meeting.location)
     ev.add("URL", str(meeting.online_url) if meeting.online_url else _index_url(project, meeting.id))
     ev.add("ORGANIZER", _organizer(project))
     ev.add("CATEGORIES", [_CATEGORY["meeting"][language], project.settings.title])
@@ -244,45 +251,104 @@ def _attach_documents(ev: Event, project: Project, meeting: Meeting, secret: str
         )
 
 
-def _raw_occurrences(rec: Recurrence) -> list[date]:
-    """Occurrences before `exclude` is applied: RRULE generates these, EXDATE removes the excluded ones."""
-    wd = weekday(WEEKDAYS.index(rec.weekday))
-    if rec.every == "week":
-        rule = rrule(WEEKLY, byweekday=wd, dtstart=rec.start, until=rec.until)
-    else:
-        rule = rrule(MONTHLY, byweekday=wd(WEEKS[rec.week or "first"]), dtstart=rec.start, until=rec.until)
-    return [d.date() for d in rule]
+FAR_YEAR = 2040  # a year whose rules stand for "the zone's rules from now on"
+
+
+def _zone_rules(zone: ZoneInfo, day: date) -> tuple[timedelta | None, bool, bool | None]:
+    """What a client's copy of the zone must know at `day`: its standard offset, whether that year keeps
+    daylight saving, and, in a zone that no longer keeps it, whether `day` is in summer time. A change of
+    any of these (Moscow in 2011 and 2014, many regions in 2016, a summer of a zone that has since given
+    up daylight saving) is where one VTIMEZONE stops fitting a series in Outlook, which reads only the
+    latest rule of each kind."""
+    noon = datetime.combine(day, time(12), tzinfo=zone)
+    offset, dst = noon.utcoffset(), noon.dst()
+    standard = offset - dst if offset is not None and dst is not None else offset
+
+    def keeps_dst(year: int) -> bool:  # in either hemisphere's summer
+        return any(datetime(year, month, 1, tzinfo=zone).dst() for month in (1, 7))
+
+    summer = bool(dst) if keeps_dst(day.year) and not keeps_dst(FAR_YEAR) else None
+    return standard, keeps_dst(day.year), summer
+
+
+def _segments(rec: Recurrence, zone: ZoneInfo) -> list[list[date]]:
+    """The rule's days in runs under one set of zone rules (see `_zone_rules`); all-day series are one."""
+    days = rec.rule_days()
+    if rec.time is None or not days:
+        return [days] if days else []
+    runs: list[list[date]] = [[days[0]]]
+    for prev, day in pairwise(days):
+        if _zone_rules(zone, day) != _zone_rules(zone, prev):
+            runs.append([])
+        runs[-1].append(day)
+    return runs
+
+
+def series_parts(project: Project, event: KeyEvent) -> list[tuple[str, KeyEvent]]:
+    """The VEVENTs a recurring key event needs beyond its own: each later run of the series under other
+    zone rules, and each added date (`rdates`) the rule does not generate (Outlook drops RDATE)."""
+    rec = event.when
+    if not isinstance(rec, Recurrence):
+        return []
+    runs = _segments(rec, project.zone(event))
+    days = [d for run in runs for d in run]
+    extra = sorted(set(rec.rdates) - set(days) - set(rec.exclude))
+    if not runs:
+        extra = extra[1:]  # the first added date is the event itself
+    parts = []
+    for run in runs[1:]:
+        later = rec.model_copy(update={"start": run[0], "until": run[-1], "count": None, "rdates": []})
+        uid = uid_for(project, "event", f"{event.id}-{run[0]:%Y%m%d}")
+        parts.append((uid, event.model_copy(update={"when": later})))
+    for day in extra:
+        if rec.time is None:
+            when: Any = OnDate(date=day)
+        else:
+            begin = datetime.combine(day, rec.time)
+            end = datetime.combine(day, rec.end_time) if rec.end_time else begin + timedelta(hours=1)
+            when = DateRange(start=begin, end=end)
+        uid = uid_for(project, "event", f"{event.id}-{day:%Y%m%d}")
+        parts.append((uid, event.model_copy(update={"when": when})))
+    return parts
 
 
 def _recurrence(ev: Event, project: Project, event: KeyEvent, rec: Recurrence) -> bool:
-    days = _raw_occurrences(rec)
-    if not days:
-        return False
+    """One VEVENT for the series: RRULE as written, UNTIL at its last day, EXDATE.
+
+    DTSTART is the rule's first occurrence (RFC 5545 counts DTSTART as an instance even when the rule
+    would not generate it); UNTIL replaces COUNT, so every reader stops on the same day. Added dates
+    (`rdates`) and later runs under other zone rules are VEVENTs of their own (see `series_parts`).
+    """
     zone = project.zone(event)
-    byday = _BYDAY[WEEKDAYS.index(rec.weekday)]
-    rule: dict[str, Any] = {"freq": "WEEKLY" if rec.every == "week" else "MONTHLY"}
-    rule["byday"] = byday if rec.every == "week" else f"{WEEKS[rec.week or 'first']}{byday}"
+    runs = _segments(rec, zone)
+    days = runs[0] if runs else []
+    extra = sorted(set(rec.rdates) - set(rec.rule_days()) - set(rec.exclude))
+    if not days and not extra:
+        return False
     excluded = sorted(set(rec.exclude) & set(days))
+
+    def moment(day: date) -> date | datetime:
+        return day if rec.time is None else datetime.combine(day, rec.time, tzinfo=zone)
+
+    first = days[0] if days else extra.pop(0)
     if rec.time is None:
-        ev.add("DTSTART", days[0])
-        ev.add("DTEND", days[0] + timedelta(days=1))
-        rule["until"] = days[-1]
-        for day in excluded:
-            ev.add("EXDATE", day)
+        length = timedelta(days=1)
+    elif rec.end_time is not None:
+        length = datetime.combine(first, rec.end_time) - datetime.combine(first, rec.time)
     else:
-        start = datetime.combine(days[0], rec.time, tzinfo=zone)
-        length = (
-            datetime.combine(days[0], rec.end_time) - datetime.combine(days[0], rec.time)
-            if rec.end_time
-            else timedelta(hours=1)
-        )
-        ev.add("DTSTART", start)
-        ev.add("DTEND", start + length)
+        length = timedelta(hours=1)
+    ev.add("DTSTART", moment(first))
+    ev.add("DTEND", moment(first) + length)
+    if days:
+        rule: dict[str, Any] = dict(rec.rule_parts())
+        if rule.get("interval", 1) != 1:
+            rule["wkst"] = "MO"
         # RFC 5545: with a TZID on DTSTART, UNTIL is in UTC.
-        rule["until"] = _utc(datetime.combine(days[-1], rec.time, tzinfo=zone))
-        for day in excluded:
-            ev.add("EXDATE", datetime.combine(day, rec.time, tzinfo=zone))
-    ev.add("RRULE", vRecur(rule))
+        last = moment(days[-1])
+        rule["until"] = _utc(last) if isinstance(last, datetime) else last
+        ev.add("RRULE", vRecur(rule))
+    for day in excluded:
+        ev.add("EXDATE", moment(day))
     return True
 
 
@@ -294,10 +360,11 @@ def key_event(
     language: str,
     *,
     env: jinja2.Environment | None = None,
+    uid: str | None = None,
 ) -> Event | None:
     """A VEVENT for one entry of the cyclogram; None for a recurrence that never occurs."""
     ev = Event()
-    _stamp(ev, uid_for(project, "event", event.id), state, now)
+    _stamp(ev, uid or uid_for(project, "event", event.id), state, now)
     when = event.when
     status = "CONFIRMED"
     all_day = True
@@ -437,6 +504,11 @@ def calendar_items(
         maybe = key_event(project, event, st, now or st.last_modified, language, env=env)
         if maybe is not None:
             items.append(CalendarItem(uid, "event", event.id, event.audience, maybe, event.source))
+        for extra, part in series_parts(project, event):
+            st = states[extra]
+            comp = key_event(project, part, st, now or st.last_modified, language, env=env, uid=extra)
+            if comp is not None:
+                items.append(CalendarItem(extra, "event", event.id, event.audience, comp, event.source))
     for meeting, action in _final_actions(project):
         item_id = f"{meeting.id}-{action.id}"
         uid = uid_for(project, "action", item_id)

@@ -31,7 +31,7 @@ def meeting_snapshot(project: Project, meeting: Meeting) -> dict[str, Any]:
         "start": start.isoformat(),
         "end": end.isoformat(),
         "timezone": str(start.tzinfo),
-        "place": meeting.place.one_line(),
+        "place": meeting.place.one_line() if meeting.place else None,
         "online_url": str(meeting.online_url) if meeting.online_url else None,
         "agenda": [
             {

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, Problem
 from .model import (
+    AgendaItem,
     Audience,
     Contact,
     KeyEvent,
@@ -97,8 +98,19 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
     return out
 
 
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """PyYAML's own constructor raises a bare ValueError for 2021-02-30: say where, and what is wrong."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a real date ({exc})", node.start_mark
+        ) from None
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _line_of(data: Any, path: Iterable[Any]) -> int | None:
@@ -166,7 +178,8 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        problems.append(Problem(path, line, "", f"YAML syntax error: {what}"))
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        problems.append(Problem(path, line, "", f"{kind}: {what}"))
     except yaml.YAMLError as exc:
         problems.append(Problem(path, None, "", f"YAML error: {exc}"))
     return None
@@ -352,7 +365,8 @@ def _cross_check(
             problems.append(src.problem((*path, "team"), f"unknown team {resp.team!r}"))
 
     def in_year(event: KeyEvent, src: _Source, path: tuple[Any, ...]) -> None:
-        if event.first_day not in year or event.last_day not in year:
+        # Overlap, not containment: a week that runs 26 August-2 September belongs to both years.
+        if event.last_day < year.first_day or event.first_day > year.last_day:
             problems.append(
                 src.problem(
                     (*path, "when"),
@@ -376,7 +390,9 @@ def _cross_check(
     event_ids = {e.id for e in project.events}
     for meeting in project.meetings:
         src = meetings[meeting.id]
-        if project.meeting_start(meeting).date() not in year:
+        first_day = project.meeting_start(meeting).date()
+        last_day = meeting.end if meeting.all_day else project.meeting_end(meeting).date()
+        if last_day < year.first_day or first_day > year.last_day:  # type: ignore[operator]
             problems.append(src.problem(("start",), f"falls outside the school year {year.label()}"))
         audience(meeting.audience, src, ("audience",))
         if meeting.minutes is not None:
@@ -400,22 +416,27 @@ def _cross_check(
 def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> None:
     """Checks a meeting file needs nothing else for: its times in its own (local) terms."""
     first, last = meeting.start, meeting.end
+    if not isinstance(first, datetime) or not isinstance(last, datetime):
+        if last < first:
+            problems.append(src.problem(("end",), "end is before start (the last day of the meeting)"))
+        return  # an all-day meeting: any clock time of its days is inside
     if last <= first:
         problems.append(src.problem(("end",), "end is not after start"))
         return
+    span = f"{first:%H:%M}-{last:%H:%M}"
     for i, item in enumerate(meeting.agenda):
-        for attr in ("start", "end"):
-            slot = getattr(item, attr)
-            if slot is None:
-                continue
-            at = datetime.combine(first.date(), slot)
-            if not (first.replace(tzinfo=None) <= at <= last.replace(tzinfo=None)):
-                problems.append(
-                    src.problem(
-                        ("agenda", i, attr),
-                        f"{slot:%H:%M} is outside the meeting ({first:%H:%M}-{last:%H:%M})",
-                    )
-                )
+        if item.start is None or item.slot(first, last) is not None:
+            continue
+        alone = AgendaItem(title=item.title, start=item.start)
+        attr = "start" if alone.slot(first, last) is None else "end"
+        clock = getattr(item, attr)
+        problems.append(
+            src.problem(
+                ("agenda", i, attr),
+                f"{clock:%H:%M} is outside the meeting ({span}): a slot may begin at most two hours "
+                "before the start and must end by the meeting's end",
+            )
+        )
 
 
 def _same_name(a: str, b: str) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ import jinja2
 from . import mime
 from .changes import Change
 from .errors import TemplateProblem
-from .i18n import format_day, format_month, format_span
+from .i18n import format_day, format_month, format_span, zone_label
 from .model import (
     ActionItem,
     DateRange,
@@ -41,6 +41,7 @@ __all__ = [
     "event_context",
     "mail_context",
     "meeting_context",
+    "meeting_when",
     "message_id_for",
     "recipient_greeting",
     "render_templates",
@@ -69,8 +70,67 @@ def _hhmm(value: time | None) -> str | None:
     return value.strftime("%H:%M") if value else None
 
 
-def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
-    """A meeting as plain values for templates; datetimes are aware, in the meeting's zone."""
+_LOCAL = {"ru": "по местному времени", "en": "your time"}
+
+
+def format_clock(moment: datetime, language: str) -> str:
+    """10:00: both languages write hours the same way (24-hour, two digits)."""
+    del language
+    return moment.strftime("%H:%M")
+
+
+def meeting_when(project: Project, meeting: Meeting, language: str, local: ZoneInfo | None = None) -> str:
+    """When a meeting happens, in the reader's words: its days, or its hours in its own zone, then
+    the reader's local hours where the reader lives in another zone («10:00 МСК (09:00 по местному
+    времени)»)."""
+    if meeting.all_day:
+        first, last = meeting.start, meeting.end
+        if first == last:
+            return format_day(first, language)
+        return f"{format_day(first, language)} – {format_day(last, language)}"
+    zone = project.zone(meeting)
+    return span_with_local(
+        project.meeting_start(meeting), project.meeting_end(meeting), language, zone, local
+    )
+
+
+def span_with_local(
+    start: datetime, end: datetime | None, language: str, zone: ZoneInfo, local: ZoneInfo | None = None
+) -> str:
+    """The day and hours in `zone` with its label; then the hours in `local`, where they differ."""
+    start = start.astimezone(zone)
+    end = (end or start).astimezone(zone)
+    same_day = end.date() == start.date()
+    text = f"{format_day(start, language)}, {format_clock(start, language)}"
+    if end != start:
+        text += (
+            f"–{format_clock(end, language)}"
+            if same_day
+            else (f" – {format_day(end, language)}, {format_clock(end, language)}")
+        )
+    label = zone_label(start, language)
+    if local is None or local.key == zone.key or start.astimezone(local).utcoffset() == start.utcoffset():
+        return f"{text} ({label})" if label else text
+    there, there_end = start.astimezone(local), end.astimezone(local)
+    hours = format_clock(there, language)
+    if there_end != there:
+        hours += (
+            f"–{format_clock(there_end, language)}"
+            if there_end.date() == there.date()
+            else (f" – {format_day(there_end, language)}, {format_clock(there_end, language)}")
+        )
+    if there.date() != start.date():
+        hours = f"{format_day(there, language)}, {hours}"
+    return f"{text} {label} ({hours} {_LOCAL.get(language, _LOCAL['en'])})"
+
+
+def meeting_context(
+    project: Project, meeting: Meeting, local: ZoneInfo | None = None, language: str | None = None
+) -> dict[str, Any]:
+    """A meeting as plain values for templates; datetimes are aware, in the meeting's zone.
+
+    `local` is the reader's zone when it differs from the meeting's: `when` then gives both times.
+    """
     return {
         "id": meeting.id,
         "title": meeting.title,
@@ -90,20 +150,32 @@ def meeting_context(project: Project, meeting: Meeting) -> dict[str, Any]:
         ],
         "start": project.meeting_start(meeting),
         "end": project.meeting_end(meeting),
+        "all_day": meeting.all_day,
+        "when": meeting_when(project, meeting, language or project.settings.language, local),
         "timezone": str(project.zone(meeting)),
         "place": {
             "name": meeting.place.name,
             "address": meeting.place.address,
             "text": meeting.place.one_line(),
-        },
+        }
+        if meeting.place
+        else None,
+        "location": meeting.location,
         "online_url": str(meeting.online_url) if meeting.online_url else None,
         "status": meeting.status.value,
         "cancelled": meeting.status.value == "cancelled",
     }
 
 
-def when_text(project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None) -> str:
-    """When a key event happens, in the reader's words (a day, a span, a month, or a series)."""
+def when_text(
+    project: Project,
+    event: KeyEvent,
+    language: str,
+    occurrence: datetime | None = None,
+    local: ZoneInfo | None = None,
+) -> str:
+    """When a key event happens, in the reader's words (a day, a span, a month, or a series); hours also
+    in the reader's `local` zone where it differs."""
     zone = project.zone(event)
     w = event.when
     if isinstance(w, OnDate):
@@ -112,30 +184,36 @@ def when_text(project: Project, event: KeyEvent, language: str, occurrence: date
         if isinstance(w.start, datetime) and isinstance(w.end, datetime):
             start = w.start if w.start.tzinfo else w.start.replace(tzinfo=zone)
             end = w.end if w.end.tzinfo else w.end.replace(tzinfo=zone)
-            return format_span(start, end, language, zone)
+            return span_with_local(start, end, language, zone, local)
         if w.start == w.end:
             return format_day(w.start, language)
         return f"{format_day(w.start, language)} – {format_day(w.end, language)}"
     if isinstance(w, MonthOnly):
+        if w.end_month and w.end_month != w.month:
+            return f"{format_month(w.first_day, language)} – {format_month(w.last_day, language)}"
         return format_month(w.first_day, language)
     assert isinstance(w, Recurrence)
     if occurrence is not None:
         if w.time is None:
             return format_day(occurrence, language)
         end = datetime.combine(occurrence.date(), w.end_time, tzinfo=zone) if w.end_time else None
-        return format_span(occurrence, end, language, zone)
-    return f"{format_day(w.start, language)} – {format_day(w.until, language)}"
+        return span_with_local(occurrence, end, language, zone, local)
+    return f"{format_day(event.first_day, language)} – {format_day(event.last_day, language)}"
 
 
 def event_context(
-    project: Project, event: KeyEvent, language: str, occurrence: datetime | None = None
+    project: Project,
+    event: KeyEvent,
+    language: str,
+    occurrence: datetime | None = None,
+    local: ZoneInfo | None = None,
 ) -> dict[str, Any]:
     return {
         "id": event.id,
         "title": event.title,
         "short_title": shorten(event.title),
         "description": event.description,
-        "when": when_text(project, event, language, occurrence),
+        "when": when_text(project, event, language, occurrence, local),
         "place": event.place.one_line() if event.place else None,
         "responsible": project.responsible_text(event.responsible) or None,
         "product": event.product,
@@ -173,6 +251,13 @@ def _iso_span(start: Any, end: Any, language: str, zone: Any) -> str | None:
         return None
     s = datetime.fromisoformat(start)
     e = datetime.fromisoformat(end) if end else None
+    midnight = datetime.min.time()
+    if e is not None and s.time() == e.time() == midnight and e > s:
+        # An all-day meeting (midnight to midnight): its days, without hours.
+        last = (e - timedelta(days=1)).date()
+        if last == s.date():
+            return format_day(s, language)
+        return f"{format_day(s, language)} – {format_day(last, language)}"
     return format_span(s, e, language, zone if isinstance(zone, ZoneInfo) else None)
 
 
@@ -262,10 +347,13 @@ def mail_context(
     """
     language = recipient.language
     schools_ctx = []
+    local: ZoneInfo | None = None  # the reader's zone, if not the project's: mail gives both times
     for i, school_id in enumerate(recipient.schools or (recipient.school,)):
         url = feed_urls.get(school_id) if feed_urls is not None else (feed_url if i == 0 else None)
         try:
             school = project.school(school_id)
+            if i == 0 and school.timezone:
+                local = ZoneInfo(school.timezone)
             schools_ctx.append({"id": school.id, "name": school.name, "title": school.title, "feed_url": url})
         except KeyError:
             schools_ctx.append({"id": school_id, "name": school_id, "title": school_id, "feed_url": url})
@@ -285,7 +373,7 @@ def mail_context(
         },
         "school": school_ctx,
         "schools": schools_ctx,
-        "meeting": meeting_context(project, meeting) if meeting else None,
+        "meeting": meeting_context(project, meeting, local, language) if meeting else None,
         "minutes": _minutes_context(project, meeting, language) if meeting else None,
         "changes": changes_context(
             changes or [],
@@ -293,7 +381,7 @@ def mail_context(
             (project.meeting_start(meeting), project.meeting_end(meeting)) if meeting else None,
         ),
         "action": _action_context(project, action) if action else None,
-        "event": event_context(project, event, language, occurrence) if event else None,
+        "event": event_context(project, event, language, occurrence, local) if event else None,
         "feed_url": feed_url,
         "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
     }
@@ -358,7 +446,9 @@ def message_id_for(mailing: str, recipient: str, revision: int, domain: str) -> 
 
 
 def _domain(email: str) -> str:
-    return email.rpartition("@")[2] or "localhost"
+    domain = email.rpartition("@")[2] or "localhost"
+    # Message-ID and List-Id are ASCII headers: an internationalised domain goes in as punycode.
+    return domain if domain.isascii() else domain.encode("idna").decode("ascii")
 
 
 def build_message(
@@ -387,9 +477,10 @@ def build_message(
     host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
     list_name = check_header("List-Id", settings.title)
     head = [
-        f"From: {mime.address(organizer.name, organizer.email, header_name='From')}\r\n".encode("ascii"),
-        f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode("ascii"),
-        f"Reply-To: {settings.reply_to}\r\n".encode("ascii") if settings.reply_to else b"",
+        # UTF-8 only for a UTF-8 mailbox (RFC 6532), which is sent with SMTPUTF8 or not at all.
+        f"From: {mime.address(organizer.name, organizer.email, header_name='From')}\r\n".encode(),
+        f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode(),
+        f"Reply-To: {settings.reply_to}\r\n".encode() if settings.reply_to else b"",
         mime.header("Subject", rendered.subject),
         f"Date: {format_datetime(date.astimezone(project.zone()))}\r\n".encode("ascii"),
         f"Message-ID: {message_id}\r\n".encode("ascii"),

@@ -120,6 +120,10 @@ def address(display_name: str, addr_spec: str, *, header_name: str = "To") -> st
     Python before 3.14 (gh-128110) keeps the whitespace between the encoded-words of a display name, which
     RFC 2047 says to drop; mail clients drop it, so names decode exactly there and in `email.header`.
     """
+    if not addr_spec.isascii():
+        # RFC 6532: a UTF-8 addr-spec goes raw (the message travels with SMTPUTF8); the name as usual.
+        plain = address(display_name, "x@x.invalid", header_name=header_name)
+        return plain.removesuffix("<x@x.invalid>") + f"<{addr_spec}>"
     refuse_controls(header_name, display_name)
     refuse_controls(header_name, addr_spec)
     room = _LINE - len(header_name) - 2

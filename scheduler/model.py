@@ -17,6 +17,8 @@ from pydantic import (
     Discriminator,
     Field,
     HttpUrl,
+    PlainSerializer,
+    PlainValidator,
     Tag,
     field_validator,
     model_validator,
@@ -57,7 +59,11 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-_HEADER_UNSAFE = re.compile(r"[\r\n]")
+
+# Field sizes: far above what any plan needs, far below what breaks a mail line or a server's size limit.
+NAME_MAX = 300  # a person, a school, a team, a project's short name
+LINE_MAX = 500  # a title, a place, an address, a role
+TEXT_MAX = 20_000  # a goal, a description, notes: several pages of text
 
 # Mailing kinds. The first six concern a meeting; the last two are planned from minutes and the cyclogram.
 MEETING_KINDS = ("invitation", "agenda", "reminder", "update", "cancellation", "summary")
@@ -66,13 +72,44 @@ KINDS = (*MEETING_KINDS, "action_reminder", "event_reminder")
 Language = Literal["ru", "en"]
 
 
-def _no_newlines(value: str) -> str:
-    if _HEADER_UNSAFE.search(value):
-        raise ValueError("must be a single line (no line breaks)")
+def _bad_char(value: str, multiline: bool) -> str | None:
+    """The first character a field of this kind may not hold, described for the organiser; else None.
+
+    Single-line fields reach mail headers, calendar property values and file names: every control
+    character (CR, LF, TAB, NUL...) and the Unicode line and paragraph separators (U+2028, U+2029, and
+    U+0085, a control) would split or forge a line there. Multi-line fields may hold line feeds and tabs.
+    """
+    for index, char in enumerate(value, start=1):
+        if multiline and char in "\n\t":
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            if char in "\r\n\u2028\u2029\u0085\x0b\x0c":
+                what = "a line break" if not multiline else "a line break other than LF"
+            else:
+                what = "a control character"
+            return f"{what} (U+{ord(char):04X}) at character {index}"
+    return None
+
+
+def _one_line(value: str) -> str:
+    bad = _bad_char(value, multiline=False)
+    if bad:
+        raise ValueError(f"must be a single line of text; found {bad}")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    # YAML already gives LF; a CRLF written as an escape in a quoted string means the same break.
+    value = value.replace("\r\n", "\n")
+    bad = _bad_char(value, multiline=True)
+    if bad:
+        raise ValueError(f"may hold line breaks (LF) and tabs but no other control characters; found {bad}")
     return value
 
 
 def _check_zone(value: str) -> str:
+    _one_line(value)
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -87,22 +124,58 @@ def _strip(value: Any) -> Any:
 def _check_email(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
+    _one_line(value)
     try:
-        # Plain SMTP (no SMTPUTF8): an internationalised domain is kept in its ASCII (punycode) form.
+        # A Cyrillic local part (завуч@пример.рф) needs SMTPUTF8 on the way anyway, so the address
+        # stays as written; an ASCII local part keeps its domain in ASCII (punycode), which every
+        # server accepts without SMTPUTF8.
         checked = validate_email(
-            value, check_deliverability=False, test_environment=True, allow_smtputf8=False
+            value, check_deliverability=False, test_environment=True, allow_smtputf8=True
         )
         return checked.ascii_email or checked.normalized
     except EmailNotValidError as exc:
         raise ValueError(f"invalid email address {value!r}: {exc}") from None
 
 
-# One line of text: anything that may reach a mail header or a calendar property name.
-Line = Annotated[str, BeforeValidator(_strip), Field(min_length=1), AfterValidator(_no_newlines)]
-Text = Annotated[str, BeforeValidator(_strip), Field(min_length=1)]
+class Limit:
+    """The longest a text field may be; kept as an object so the reference can state it."""
+
+    def __init__(self, most: int):
+        self.most = most
+
+    def __call__(self, value: str) -> str:
+        if len(value) > self.most:
+            raise ValueError(f"is {len(value):,} characters long; at most {self.most:,} are allowed")
+        return value
+
+
+# The one rule for text: every string field of the model is one of these types (tests/test_config.py
+# checks that no field escapes it). Line and Name are single lines: anything that may reach a mail
+# header or a calendar property; Text may span lines (goals, descriptions, notes).
+Line = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(LINE_MAX)),
+    AfterValidator(_one_line),
+]
+Name = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(NAME_MAX)),
+    AfterValidator(_one_line),
+]
+Text = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Field(min_length=1),
+    AfterValidator(Limit(TEXT_MAX)),
+    AfterValidator(_multi_line),
+]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-Email = Annotated[str, AfterValidator(_check_email)]
-Zone = Annotated[str, AfterValidator(_check_zone)]
+Email = Annotated[str, AfterValidator(Limit(NAME_MAX)), AfterValidator(_check_email)]
+Zone = Annotated[str, AfterValidator(Limit(64)), AfterValidator(_check_zone)]
 
 
 class _Model(BaseModel):
@@ -120,9 +193,46 @@ def _parse_clock(value: Any) -> Any:
 
 Clock = Annotated[time, BeforeValidator(_parse_clock)]
 
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY_AND_CLOCK = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{1,2})[.:](\d{2})$")
+
+
+def _parse_moment(value: Any) -> Any:
+    """A day (all-day) or a day and a clock time: 2021-01-28, 2021-01-28 10:00, 2021-01-28 10.00."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _DAY.match(text):
+        return date.fromisoformat(text)  # a quoted day is still a day, not midnight
+    found = _DAY_AND_CLOCK.match(text)
+    if found:
+        return f"{found[1]} {int(found[2]):02d}:{found[3]}"
+    return text
+
+
+def _moment(value: Any) -> datetime | date:
+    value = _parse_moment(value)
+    if isinstance(value, datetime | date):
+        return value
+    reason = ""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            reason = f" ({exc})" if "range" in str(exc) else ""
+    raise ValueError(f"{value!r} is not a date (2021-01-28) or a date with a time (2021-01-28 10:00){reason}")
+
+
+# One validator, not a union: an error then names the field once, not once per member of the union.
+Moment = Annotated[
+    datetime | date,
+    PlainValidator(_moment),
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+]
+
 
 class Organizer(_Model):
-    name: Line
+    name: Name
     email: Email
 
 
@@ -244,8 +354,8 @@ class Document(_Model):
 
 
 class ProjectSettings(_Model):
-    name: Text = Field(description="The project's full name")
-    short_name: Line | None = Field(None, description="A short name for subjects and calendar titles")
+    name: Line = Field(description="The project's full name")
+    short_name: Name | None = Field(None, description="A short name for subjects and calendar titles")
     organizer: Organizer = Field(
         description="Organiser: ORGANIZER of every invitation and From of every mail"
     )
@@ -267,7 +377,7 @@ class ProjectSettings(_Model):
 
 
 class Contact(_Model):
-    name: Line
+    name: Name
     email: Email
     role: Line | None = None
     notify: bool = Field(False, description="Also send this contact the school's mail")
@@ -282,11 +392,16 @@ class Contact(_Model):
 
 class School(_Model):
     id: Id
-    name: Text = Field(description="Full name")
-    short_name: Line | None = None
+    name: Line = Field(description="Full name")
+    short_name: Name | None = None
     head: Contact = Field(description="The head: receives the school's mail")
     contacts: list[Contact] = []
     language: Language | None = Field(None, description="Language of this school's mail and feed")
+    timezone: Zone | None = Field(
+        None,
+        description="IANA zone of the school, if not the project's: its mail also gives each time "
+        "in the school's own local time",
+    )
 
     @property
     def title(self) -> str:
@@ -295,9 +410,9 @@ class School(_Model):
 
 class Team(_Model):
     id: Id
-    name: Text
+    name: Name
     schools: list[Id] = Field(min_length=1, description="Member school ids")
-    project: Text | None = Field(None, description="Title of the team's authored project")
+    project: Line | None = Field(None, description="Title of the team's authored project")
     contact: Contact | None = None
 
 
@@ -323,23 +438,51 @@ class Audience(_Model):
 
 
 class Speaker(_Model):
-    name: Line
-    role: Text | None = None
+    name: Name
+    role: Line | None = None
+
+
+SLOT_LEAD = timedelta(hours=2)
 
 
 class AgendaItem(_Model):
-    title: Text
+    """One item of the agenda. A slot's clock time belongs to the day that puts it inside the meeting,
+    or in the two hours before its start (registration at 09:30 for a 10:00 meeting); so 01:00 in a
+    meeting that runs 20:00-02:00 is the night after the first day. A slot must end by the meeting's
+    end; an end earlier than the start runs past midnight."""
+
+    title: Line
     start: Clock | None = Field(None, description="Local start time of the item, if it has a slot")
-    end: Clock | None = None
+    end: Clock | None = Field(None, description="Local end time of the slot")
     speakers: list[Speaker] = []
 
     @model_validator(mode="after")
     def _slot(self) -> AgendaItem:
         if self.end is not None and self.start is None:
             raise ValueError("an agenda item with an end needs a start")
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError("end is not after start")
+        if self.start is not None and self.end == self.start:
+            raise ValueError("end equals start")
         return self
+
+    def slot(self, meeting_start: datetime, meeting_end: datetime) -> tuple[datetime, datetime | None] | None:
+        """The slot as local date-times of the meeting's days, or None if no day puts it within reach."""
+        if self.start is None:
+            return None
+        days = (meeting_end.date() - meeting_start.date()).days
+        candidates = [
+            datetime.combine(meeting_start.date() + timedelta(days=d), self.start) for d in range(days + 1)
+        ]
+        reach = [c for c in candidates if meeting_start - SLOT_LEAD <= c < meeting_end]
+        if not reach:
+            return None
+        inside = [c for c in reach if c >= meeting_start]
+        begin = (inside or reach)[0]
+        if self.end is None:
+            return begin, None
+        end = datetime.combine(begin.date(), self.end)
+        if end <= begin:  # past midnight
+            end += timedelta(days=1)
+        return (begin, end) if end <= meeting_end else None
 
 
 class Place(_Model):
@@ -355,7 +498,7 @@ class Responsible(_Model):
 
     school: Id | None = None
     team: Id | None = None
-    person: Line | None = None
+    person: Name | None = None
 
     @model_validator(mode="after")
     def _someone(self) -> Responsible:
@@ -381,63 +524,221 @@ class DateRange(_Model):
         return self
 
 
+_MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+def _month_text(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted 2020-10 as the string it is, but 2020-10-01 as a date: take its month.
+    if isinstance(value, date):
+        return f"{value.year:04d}-{value.month:02d}"
+    return value
+
+
+MonthText = Annotated[str, BeforeValidator(_month_text), Field(pattern=_MONTH)]
+
+
+def _month_first(text: str) -> date:
+    y, m = map(int, text.split("-"))
+    return date(y, m, 1)
+
+
 class MonthOnly(_Model):
-    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    """A month (or a range of months, "October-November") agreed while the day is still to be fixed."""
+
+    month: MonthText = Field(description="The month, YYYY-MM")
+    end_month: MonthText | None = Field(None, description="Last month of a range, YYYY-MM")
+
+    @model_validator(mode="after")
+    def _order(self) -> MonthOnly:
+        if self.end_month is not None and self.end_month < self.month:
+            raise ValueError("end_month is before month")
+        return self
 
     @property
     def first_day(self) -> date:
-        y, m = map(int, self.month.split("-"))
-        return date(y, m, 1)
+        return _month_first(self.month)
 
     @property
     def last_day(self) -> date:
-        first = self.first_day
+        first = _month_first(self.end_month or self.month)
         nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
         return nxt - timedelta(days=1)
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-WEEKS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
+WEEKS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "last": -1}
+BYDAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+FREQS = ("daily", "weekly", "monthly", "yearly")
+_ORDINALS = {**WEEKS, "second-last": -2, "penultimate": -2}
+_BYDAY_CODE = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+
+
+def _parse_by_day(value: Any) -> Any:
+    """Days as RRULE writes them (TH, -1TH, 2MO) or in words (thursday, last thursday, second monday)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return value
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{item!r} is not a day; write e.g. TH, -1TH or 'last thursday'")
+        text = " ".join(item.strip().split())
+        code = _BYDAY_CODE.match(text.upper())
+        if code:
+            n = int(code[1]) if code[1] else None
+            if n is not None and not (1 <= abs(n) <= 53):
+                raise ValueError(f"{item!r}: the ordinal must lie between 1 and 53 (or -1 and -53)")
+            out.append((code[2], n))
+            continue
+        words = text.lower().split(" ")
+        day = words[-1]
+        if day not in WEEKDAYS or len(words) > 2 or (len(words) == 2 and words[0] not in _ORDINALS):
+            raise ValueError(
+                f"{item!r} is not a day; write e.g. TH, -1TH, 2MO, thursday, 'last thursday', 'second monday'"
+            )
+        n = _ORDINALS[words[0]] if len(words) == 2 else None
+        out.append((BYDAY_CODES[WEEKDAYS.index(day)], n))
+    return [f"{n}{code}" if n is not None else code for code, n in out]
+
+
+ByDay = Annotated[list[str], BeforeValidator(_parse_by_day)]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, int | date) and not isinstance(value, bool) else value
 
 
 class Recurrence(_Model):
-    """A repeating key event, e.g. every last Thursday of the month."""
+    """A repeating key event: the RRULE vocabulary (freq, interval, by_day, by_month_day, by_month,
+    count or until, exclude, rdates), or the short form every/weekday/week."""
 
-    every: Literal["week", "month"]
-    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    freq: Literal["daily", "weekly", "monthly", "yearly"] | None = Field(
+        None, description="daily / weekly / monthly / yearly (RRULE FREQ)"
+    )
+    interval: int = Field(1, ge=1, le=366, description="Every n-th period: 2 with weekly is every two weeks")
+    by_day: ByDay = Field(
+        [], description="Days: TH, -1TH (last Thursday), 2MO, or in words: thursday, 'last thursday'"
+    )
+    by_month_day: Annotated[list[Annotated[int, Field(ge=-31, le=31)]], BeforeValidator(_one_or_many)] = (
+        Field([], description="Days of the month: 10, or -1 for the last day")
+    )
+    by_month: Annotated[list[Annotated[int, Field(ge=1, le=12)]], BeforeValidator(_one_or_many)] = Field(
+        [], description="Months, 1-12"
+    )
+    by_set_pos: Annotated[list[Annotated[int, Field(ge=-366, le=366)]], BeforeValidator(_one_or_many)] = (
+        Field([], description="Which of the days found to keep: -1 for the last (RRULE BYSETPOS)")
+    )
+    every: Literal["week", "month"] | None = Field(None, description="Short form: week or month")
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None = (
+        Field(None, description="Short form: the day of the week")
+    )
     week: Literal["first", "second", "third", "fourth", "last"] | None = Field(
-        None, description="For monthly events: which week of the month"
+        None, description="Short form, monthly events: which week of the month"
     )
     start: date = Field(description="First day the recurrence may fall on")
-    until: date = Field(description="Last day the recurrence may fall on")
+    until: date | None = Field(None, description="Last day the recurrence may fall on")
+    count: int | None = Field(None, ge=1, le=1000, description="How many times, instead of until")
     time: Clock | None = Field(None, description="Local start time; none for all-day")
     end_time: Clock | None = None
-    exclude: list[date] = Field([], description="Dates on which it does not happen (holidays)")
+    exclude: Annotated[list[date], BeforeValidator(_one_or_many)] = Field(
+        [], description="Dates on which it does not happen (holidays; RRULE EXDATE)"
+    )
+    rdates: Annotated[list[date], BeforeValidator(_one_or_many)] = Field(
+        [], description="Dates on which it also happens (RRULE RDATE)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Recurrence:
-        if self.every == "month" and self.week is None:
-            raise ValueError("a monthly recurrence needs `week` (first, second, third, fourth or last)")
-        if self.every == "week" and self.week is not None:
-            raise ValueError("`week` only applies to monthly recurrences")
-        if self.until < self.start:
+        if (self.freq is None) == (self.every is None):
+            raise ValueError(
+                "give `freq` (daily, weekly, monthly, yearly) or the short form `every`, not both"
+            )
+        if self.every is not None:
+            if self.weekday is None:
+                raise ValueError("the short form needs `weekday`")
+            if self.by_day or self.by_month_day or self.by_month or self.by_set_pos or self.interval != 1:
+                raise ValueError("write by_day, by_month_day, interval... with `freq`, not with `every`")
+            if self.every == "month" and self.week is None:
+                raise ValueError("a monthly recurrence needs `week` (first, second, third, fourth or last)")
+            if self.every == "week" and self.week is not None:
+                raise ValueError("`week` only applies to monthly recurrences")
+        elif self.weekday is not None or self.week is not None:
+            raise ValueError(
+                "`weekday` and `week` belong to the short form (`every`); with `freq` use by_day"
+            )
+        if self.freq is not None:
+            ordinal = any(d[:-2] for d in self.by_day)
+            if ordinal and (
+                self.freq not in ("monthly", "yearly") or (self.freq == "yearly" and self.by_month)
+            ):
+                raise ValueError(
+                    "a day with an ordinal (-1TH, 'last thursday') needs freq monthly (or yearly without by_month)"
+                )
+            if self.by_month_day and self.freq == "weekly":
+                raise ValueError("by_month_day does not go with freq weekly")
+            if 0 in self.by_month_day or 0 in self.by_set_pos:
+                raise ValueError("0 is not a day of the month or a position; count from 1, or from -1 back")
+        if self.until is None and self.count is None:
+            raise ValueError("give `until` (the last day) or `count` (how many times)")
+        if self.until is not None and self.count is not None:
+            raise ValueError("give `until` or `count`, not both")
+        if self.until is not None and self.until < self.start:
             raise ValueError("until is before start")
         if self.end_time is not None and (self.time is None or self.end_time <= self.time):
             raise ValueError("end_time must come after time")
         return self
 
-    def occurrences(self) -> list[date]:
-        from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
+    def rule_parts(self) -> dict[str, Any]:
+        """FREQ, INTERVAL and the BY parts, in RRULE's terms (the short form translated)."""
+        if self.every is not None:
+            code = BYDAY_CODES[WEEKDAYS.index(self.weekday or "monday")]
+            if self.every == "week":
+                return {"freq": "WEEKLY", "byday": [code]}
+            return {"freq": "MONTHLY", "byday": [f"{WEEKS[self.week or 'first']}{code}"]}
+        parts: dict[str, Any] = {"freq": (self.freq or "weekly").upper()}
+        if self.interval != 1:
+            parts["interval"] = self.interval
+        if self.by_day:
+            parts["byday"] = list(self.by_day)
+        if self.by_month_day:
+            parts["bymonthday"] = list(self.by_month_day)
+        if self.by_month:
+            parts["bymonth"] = list(self.by_month)
+        if self.by_set_pos:
+            parts["bysetpos"] = list(self.by_set_pos)
+        return parts
 
-        wd = weekday(WEEKDAYS.index(self.weekday))
-        if self.every == "week":
-            rule = rrule(WEEKLY, byweekday=wd, dtstart=self.start, until=self.until)
-        else:
-            rule = rrule(
-                MONTHLY, byweekday=wd(WEEKS[self.week or "first"]), dtstart=self.start, until=self.until
-            )
+    def rule_days(self) -> list[date]:
+        """The days the rule itself generates (dateutil's expansion), before exclude and rdates."""
+        from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, weekday
+
+        parts = self.rule_parts()
+        freq = {"DAILY": DAILY, "WEEKLY": WEEKLY, "MONTHLY": MONTHLY, "YEARLY": YEARLY}[parts["freq"]]
+        byweekday = None
+        if "byday" in parts:
+            byweekday = []
+            for code in parts["byday"]:
+                wd = weekday(BYDAY_CODES.index(code[-2:]))
+                byweekday.append(wd(int(code[:-2])) if code[:-2] else wd)
+        start = datetime.combine(self.start, time(0))
+        rule = rrule(
+            freq,
+            interval=parts.get("interval", 1),
+            dtstart=start,
+            until=datetime.combine(self.until, time(0)) if self.until else None,
+            count=self.count,
+            byweekday=byweekday,
+            bymonthday=parts.get("bymonthday"),
+            bymonth=parts.get("bymonth"),
+            bysetpos=parts.get("bysetpos"),
+            wkst=0,  # Monday, as RFC 5545's default WKST
+        )
+        return [d.date() for d in rule]
+
+    def occurrences(self) -> list[date]:
+        """Every day it happens: the rule's days without `exclude`, with `rdates`, in order."""
         skip = set(self.exclude)
-        return [d.date() for d in rule if d.date() not in skip]
+        return sorted((set(self.rule_days()) | set(self.rdates)) - skip)
 
 
 def _when_kind(value: Any) -> str | None:
@@ -445,6 +746,7 @@ def _when_kind(value: Any) -> str | None:
         return type(value).__name__
     if isinstance(value, dict):
         for key, tag in (
+            ("freq", "Recurrence"),
             ("every", "Recurrence"),
             ("month", "MonthOnly"),
             ("date", "OnDate"),
@@ -463,17 +765,20 @@ When = Annotated[
     Discriminator(
         _when_kind,
         custom_error_type="when",
-        custom_error_message="give one of: date; start and end; month (YYYY-MM); or every/weekday/start/until",
+        custom_error_message=(
+            "give one of: date; start and end; month (YYYY-MM, optionally end_month); "
+            "or a recurrence (freq or every, with start)"
+        ),
     ),
 ]
 
 
 class ActionItem(_Model):
     id: Id
-    title: Text
+    title: Line
     responsible: Responsible
     due: date
-    product: Text | None = None
+    product: Line | None = None
 
 
 class KeyEvent(_Model):
@@ -486,7 +791,7 @@ class KeyEvent(_Model):
     timezone: Zone | None = None
     responsible: Responsible | None = None
     audience: Audience = Audience(all=True)
-    product: Text | None = None
+    product: Line | None = None
     place: Place | None = None
     status: Literal["planned", "cancelled"] = "planned"
     source: Id | None = Field(None, description="The meeting whose minutes approved this event")
@@ -500,7 +805,8 @@ class KeyEvent(_Model):
             return w.start if not isinstance(w.start, datetime) else w.start.date()
         if isinstance(w, MonthOnly):
             return w.first_day
-        return w.start
+        days = w.occurrences()
+        return days[0] if days else w.start
 
     @property
     def last_day(self) -> date:
@@ -511,7 +817,8 @@ class KeyEvent(_Model):
             return w.end if not isinstance(w.end, datetime) else w.end.date()
         if isinstance(w, MonthOnly):
             return w.last_day
-        return w.until
+        days = w.occurrences()
+        return days[-1] if days else (w.until or w.start)
 
 
 class Minutes(_Model):
@@ -522,7 +829,7 @@ class Minutes(_Model):
     decisions: list[Text] = []
     approved_events: list[KeyEvent] = Field([], description="Key events approved: they join the cyclogram")
     action_items: list[ActionItem] = []
-    products: list[Text] = []
+    products: list[Line] = []
     notes: Text | None = None
     documents: list[Document] = Field([], description="Files sent with the summary (see documents[])")
 
@@ -539,13 +846,15 @@ class Meeting(_Model):
     goal: Text | None = None
     tasks: list[Text] = []
     planned_results: list[Text] = []
-    products: list[Text] = []
+    products: list[Line] = []
     agenda: list[AgendaItem] = []
-    start: datetime = Field(description="Local start, e.g. 2020-09-25 10:00")
-    end: datetime = Field(description="Local end")
+    start: Moment = Field(
+        description="Local start, e.g. 2020-09-25 10:00 (or 10.00); a date alone makes an all-day meeting"
+    )
+    end: Moment = Field(description="Local end; for an all-day meeting, its last day")
     timezone: Zone | None = Field(None, description="IANA zone; default: the project's")
-    place: Place
-    online_url: HttpUrl | None = None
+    place: Place | None = Field(None, description="Where it happens; an online meeting may have none")
+    online_url: HttpUrl | None = Field(None, description="Link to join online")
     audience: Audience
     status: MeetingStatus = MeetingStatus.planned
     mailings: dict[str, Any] = Field(
@@ -556,10 +865,30 @@ class Meeting(_Model):
 
     @field_validator("start", "end")
     @classmethod
-    def _naive_local(cls, value: datetime) -> datetime:
-        if value.tzinfo is not None:
+    def _naive_local(cls, value: datetime | date) -> datetime | date:
+        if isinstance(value, datetime) and value.tzinfo is not None:
             raise ValueError("write the local time without an offset; the zone comes from `timezone`")
         return value
+
+    @model_validator(mode="after")
+    def _where_and_when(self) -> Meeting:
+        if self.place is None and self.online_url is None:
+            raise ValueError("give a place, an online_url, or both")
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            raise ValueError("start and end must both be dates (an all-day meeting) or both dates with times")
+        return self
+
+    @property
+    def all_day(self) -> bool:
+        """Given as dates only: an all-day (or multi-day) meeting."""
+        return not isinstance(self.start, datetime)
+
+    @property
+    def location(self) -> str:
+        """Where to go: the place, else the link of an online-only meeting."""
+        if self.place is not None:
+            return self.place.one_line()
+        return str(self.online_url)
 
     @field_validator("mailings")
     @classmethod
@@ -589,7 +918,7 @@ class Recipient(_Model):
     """
 
     school: Id
-    name: Line
+    name: Name
     email: Email
     language: Language
     schools: tuple[Id, ...] = ()
@@ -674,11 +1003,20 @@ class Project(_Model):
 
     # -- time ------------------------------------------------------------------------------------------
     def meeting_start(self, meeting: Meeting) -> datetime:
-        """Aware start of a meeting in its own zone."""
+        """Aware start of a meeting in its own zone (an all-day meeting: midnight of its first day)."""
+        if not isinstance(meeting.start, datetime):
+            return datetime.combine(meeting.start, time(0), tzinfo=self.zone(meeting))
         return _localize(meeting.start, self.zone(meeting))
 
     def meeting_end(self, meeting: Meeting) -> datetime:
+        """Aware end (an all-day meeting: midnight after its last day, as DTEND is exclusive)."""
+        if not isinstance(meeting.end, datetime):
+            return datetime.combine(meeting.end + timedelta(days=1), time(0), tzinfo=self.zone(meeting))
         return _localize(meeting.end, self.zone(meeting))
+
+    def school_zone(self, school: School) -> ZoneInfo:
+        """The zone a school lives in: its own, else the project's."""
+        return ZoneInfo(school.timezone or self.settings.timezone)
 
     # -- audiences -------------------------------------------------------------------------------------
     def audience_schools(self, audience: Audience) -> list[School]:

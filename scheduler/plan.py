@@ -24,6 +24,7 @@ from .model import (
 __all__ = ["PlanEntry", "build_plan", "entry_recipients", "mailing_key", "select"]
 
 SCHEDULED_MEETING_KINDS = ("invitation", "agenda", "reminder")
+ALL_DAY_HOUR = 9
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,17 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
         return []
     policy = project.policy(meeting)
     start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+    # A rule without `at` goes out at the meeting's hour; an all-day meeting has none: the working
+    # morning of its first day (and, for the summary, of the day after its last) stands in for it.
+    lead = start.replace(hour=ALL_DAY_HOUR) if meeting.all_day else start
+    tail = end.replace(hour=ALL_DAY_HOUR) - timedelta(days=1) if meeting.all_day else end
     count = len(project.recipients(meeting.audience))
     out: list[PlanEntry] = []
     for kind in SCHEDULED_MEETING_KINDS:
         rule: MailingRule = getattr(policy, kind)
         if not rule.enabled:
             continue
-        at = min(_rule_time(rule, start, before=True), start)
+        at = min(_rule_time(rule, lead, before=True), start)
         out.append(
             PlanEntry(
                 at, kind, meeting.id, None, None, count, mailing_key(kind, meeting.id), start, "upcoming"
@@ -92,7 +97,10 @@ def _meeting_entries(project: Project, meeting: Meeting) -> list[PlanEntry]:
         )
     rule = policy.summary
     if rule.enabled:
-        at = max(_rule_time(rule, end, before=False), end)
+        # never before the end; for an all-day meeting, not at the midnight after it either
+        at = max(
+            _rule_time(rule, tail, before=False), end.replace(hour=ALL_DAY_HOUR) if meeting.all_day else end
+        )
         ready = meeting.minutes is not None and meeting.minutes.final
         out.append(
             PlanEntry(

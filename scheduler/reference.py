@@ -63,7 +63,7 @@ def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return _type_name(args[0])
+        return _type_name(args[0]) + _limits(args[1:])
     if origin in (typing.Union, types.UnionType):
         parts = [p for p in (_type_name(a) for a in args) if p]
         return " or ".join(dict.fromkeys(parts))
@@ -80,6 +80,16 @@ def _type_name(annotation: Any) -> str:
             return " / ".join(s.value for s in annotation)
         return _NAMES.get(annotation.__name__, annotation.__name__)
     return str(annotation)
+
+
+def _limits(metadata: Any) -> str:
+    """What the one rule for text says of a field: one line or several, and how long it may be."""
+    funcs = [getattr(m, "func", None) for m in metadata]
+    most = next((f.most for f in funcs if isinstance(f, model.Limit)), None)
+    if most is None:
+        return ""
+    lines = "several lines" if model._multi_line in funcs else "one line" if model._one_line in funcs else ""
+    return f" ({', '.join(x for x in (lines, f'at most {most:,} characters') if x)})"
 
 
 def _default(field: FieldInfo) -> str:
@@ -115,7 +125,7 @@ def _rule_text(rule: model.MailingRule) -> str:
 def _field_type(name: str, field: FieldInfo) -> str:
     if name == "when":
         return "one of the `when:` forms below"
-    text = _type_name(field.annotation)
+    text = _type_name(field.annotation) + _limits(field.metadata)
     return text.replace("Clock", "time (HH:MM)")
 
 
@@ -125,9 +135,9 @@ def config_reference() -> str:
     lines += [f"| `{name}` | {what} |" for name, what in LAYOUT.items()]
     for heading, cls in SECTIONS:
         lines += ["", f"#### {heading}", ""]
-        doc = (cls.__doc__ or "").strip().splitlines()
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
         if doc:
-            lines += [doc[0], ""]
+            lines += [" ".join(line.strip() for line in doc.splitlines()), ""]
         lines += ["| field | type | default | meaning |", "|---|---|---|---|"]
         for name, field in cls.model_fields.items():
             desc = (field.description or "").replace("|", "\\|")

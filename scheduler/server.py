@@ -23,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .errors import TemplateProblem
 from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
+from .messages import meeting_when, when_text
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_path, public_feed_url, verify_token, webcal_url
@@ -125,7 +126,7 @@ def _event_rows(project: Project, event: KeyEvent, language: str) -> list[tuple[
         return [(first, label, event.title)]
     if isinstance(when, MonthOnly):
         tbd = "дата уточняется" if language == "ru" else "date to be fixed"
-        return [(when.first_day, f"{format_month(when.first_day, language)} ({tbd})", event.title)]
+        return [(when.first_day, f"{when_text(project, event, language)} ({tbd})", event.title)]
     assert isinstance(when, Recurrence)
     rows = []
     for day in when.occurrences():
@@ -153,18 +154,18 @@ def index_context(project: Project, language: str) -> dict[str, Any]:
     entries: list[tuple[date, str, dict[str, Any]]] = []
     # The page is public: it shows what is addressed to everyone, as the public feeds do.
     for meeting in (m for m in project.meetings if m.audience.all):
-        start, end = project.meeting_start(meeting), project.meeting_end(meeting)
+        start = project.meeting_start(meeting)
         entries.append(
             (
                 start.date(),
                 start.isoformat(),
                 {
-                    "when": format_span(start, end, language, project.zone(meeting)),
+                    "when": meeting_when(project, meeting, language),
                     "title": meeting.title,
                     "kind": "meeting",
                     "anchor": meeting.id,
                     "cancelled": meeting.status is MeetingStatus.cancelled,
-                    "place": meeting.place.one_line(),
+                    "place": meeting.location,
                     "documents": _public_documents(project, meeting),
                 },
             )

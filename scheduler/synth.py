@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 
 from .errors import CyclogramError
+from .model import Recurrence
 
-__all__ = ["SynthSpec", "synth_files", "write_config"]
+__all__ = ["DST_ZONES", "FEATURES", "RUSSIAN_ZONES", "Shape", "SynthSpec", "synth_files", "write_config"]
 
 # --- vocabulary ------------------------------------------------------------------------------------------
 
@@ -165,6 +166,60 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 _WEEKS = ("first", "second", "third", "fourth", "last")
 
 
+# Every zone of Russia (with the eras of 2011-2014 and the regional changes of 2016 and 2020 in their
+# history) and zones abroad that keep daylight saving, in both hemispheres.
+RUSSIAN_ZONES = (
+    "Europe/Kaliningrad", "Europe/Moscow", "Europe/Simferopol", "Europe/Kirov", "Europe/Volgograd",
+    "Europe/Astrakhan", "Europe/Saratov", "Europe/Ulyanovsk", "Europe/Samara", "Asia/Yekaterinburg",
+    "Asia/Omsk", "Asia/Novosibirsk", "Asia/Barnaul", "Asia/Tomsk", "Asia/Novokuznetsk",
+    "Asia/Krasnoyarsk", "Asia/Irkutsk", "Asia/Chita", "Asia/Yakutsk", "Asia/Khandyga",
+    "Asia/Vladivostok", "Asia/Ust-Nera", "Asia/Magadan", "Asia/Sakhalin", "Asia/Srednekolymsk",
+    "Asia/Kamchatka", "Asia/Anadyr",
+)  # fmt: skip
+DST_ZONES = (
+    "Europe/Berlin", "Europe/London", "Europe/Chisinau", "America/New_York", "America/Santiago",
+    "Australia/Sydney", "Pacific/Auckland", "Asia/Tehran", "Europe/Kyiv",
+)  # fmt: skip
+
+# What `--shape` may switch on, each a kind of plan real organisers write.
+FEATURES = {
+    "no-minutes": "no meeting has minutes yet (the start of a year)",
+    "draft-minutes": "minutes exist but none is final",
+    "no-actions": "final minutes set no action items",
+    "rrule": "recurrences in the RRULE vocabulary (intervals, last weekdays, month days, counts, rdates)",
+    "all-day": "some meetings given as dates only",
+    "online": "some meetings online only (a link, no place)",
+    "night": "some meetings run past midnight (20:00-02:00)",
+    "early-slots": "agendas open with registration before the start",
+    "odd-events": "month ranges, events across the school-year boundary and in the summer",
+    "school-zones": "some schools in other zones than the project",
+    "cyrillic": "some heads with Cyrillic addresses (завуч@пример.рф)",
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What kind of plan to write beyond its size; the default is the shape of the example."""
+
+    features: frozenset[str] = frozenset()
+    zone: str = "Europe/Moscow"
+    school_zones: tuple[str, ...] = ("Europe/Kaliningrad", "Asia/Yekaterinburg", "Asia/Vladivostok")
+
+    @classmethod
+    def parse(cls, text: str, zone: str = "Europe/Moscow") -> Shape:
+        """`rrule,all-day,online` (or `all`) as the command line gives it."""
+        names = {n.strip() for n in text.split(",") if n.strip()}
+        if "all" in names:
+            names = (names - {"all"}) | (set(FEATURES) - {"no-minutes", "draft-minutes"})
+        unknown = sorted(names - set(FEATURES))
+        if unknown:
+            raise CyclogramError(f"unknown shape {', '.join(unknown)}; known: all, {', '.join(FEATURES)}")
+        return cls(features=frozenset(names), zone=zone)
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     """The size and seed of a synthetic configuration; the same spec always gives the same bytes."""
@@ -177,10 +232,19 @@ class SynthSpec:
     year: int = 2020
     notify_share: float = 0.1  # share of schools with a second contact who also gets the mail
     english_share: float = 0.03
+    shape: Shape = Shape()
 
     def check(self) -> None:
         if self.schools < 1:
             raise CyclogramError("--schools must be at least 1")
+        if not 2000 <= self.year <= 2099:
+            raise CyclogramError("--year must lie between 2000 and 2099")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.shape.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CyclogramError(f"unknown time zone {self.shape.zone!r}") from None
         if min(self.teams, self.meetings, self.events) < 0:
             raise CyclogramError("--teams, --meetings and --events cannot be negative")
         if not (0 <= self.notify_share <= 1 and 0 <= self.english_share <= 1):
@@ -199,7 +263,10 @@ class _Gen:
 
     def __init__(self, spec: SynthSpec):
         self.spec = spec
+        self.shape = spec.shape
         self.rnd = random.Random(spec.seed)
+        # The shape's choices draw from their own stream: the default shape gives the same bytes as ever.
+        self.odd = random.Random(f"{spec.seed}/shape")
         self.first = date(spec.year, 9, 1)
         self.last = date(spec.year + 1, 8, 31)
         self.width = max(4, len(str(spec.schools)))
@@ -255,6 +322,10 @@ class _Gen:
                 ]
             if english:
                 school["language"] = "en"
+            if self.shape.has("school-zones") and self.odd.random() < 0.3:
+                school["timezone"] = self.odd.choice(self.shape.school_zones)
+            if self.shape.has("cyrillic") and self.odd.random() < 0.3:
+                school["head"]["email"] = f"завуч{n}@пример.рф"
             out.append(school)
         return out
 
@@ -263,14 +334,13 @@ class _Gen:
         for i, tid in enumerate(self.team_ids):
             size = min(len(self.school_ids), r.randint(2, 8))
             members = sorted(r.sample(self.school_ids, size))
-            lead = members[0]
             out.append(
                 {
                     "id": tid,
                     "name": f"Команда «{self.topics[i]}»",
                     "schools": members,
                     "project": f"Авторский проект «{self.topics[i]}»",
-                    "contact": {"name": self.person(), "email": f"head@{lead}.example.org"},
+                    "contact": {"name": self.person(), "email": f"coordinator@{tid}.example.org"},
                 }
             )
         return out
@@ -314,6 +384,8 @@ class _Gen:
         last = min(self.last, date(self.spec.year + 1, 6, 30))
         if first > last:
             first = last
+        if kind == "recurring" and self.shape.has("rrule") and self.odd.random() < 0.7:
+            return self.rrule(first, last)
         if kind == "recurring":
             every = "month" if r.random() < 0.7 else "week"
             start = self.workday(first, min(last, first + timedelta(days=60)))
@@ -343,6 +415,80 @@ class _Gen:
             }
         return {"start": day, "end": min(self.last, day + timedelta(days=r.randint(1, 4)))}
 
+    def rrule(self, first: date, last: date) -> dict[str, Any]:
+        """A recurrence as organisers say it: monthly on the 10th, every two weeks, the last Thursday..."""
+        o = self.odd
+        start = self.workday(first, min(last, first + timedelta(days=45)))
+        form = o.choice(
+            ("month-day", "fortnight", "last-weekday", "ordinal-words", "last-workday", "yearly", "daily")
+        )
+        w: dict[str, Any]
+        if form == "month-day":
+            w = {"freq": "monthly", "by_month_day": o.choice((10, 15, 1, -1))}
+        elif form == "fortnight":
+            w = {
+                "freq": "weekly",
+                "interval": 2,
+                "by_day": o.sample(["MO", "TU", "WE", "TH", "FR"], o.randint(1, 2)),
+            }
+        elif form == "last-weekday":
+            w = {"freq": "monthly", "by_day": f"-1{o.choice(['MO', 'TU', 'WE', 'TH', 'FR'])}"}
+        elif form == "ordinal-words":
+            w = {
+                "freq": "monthly",
+                "by_day": f"{o.choice(['first', 'second', 'third', 'last'])} {o.choice(_WEEKDAYS)}",
+            }
+        elif form == "last-workday":
+            w = {"freq": "monthly", "by_day": ["MO", "TU", "WE", "TH", "FR"], "by_set_pos": -1}
+        elif form == "yearly":
+            w = {
+                "freq": "yearly",
+                "by_month": sorted(o.sample(range(1, 13), 2)),
+                "by_month_day": o.randint(1, 28),
+            }
+        else:
+            w = {"freq": "daily", "interval": o.choice((1, 3, 7))}
+        w["start"] = start
+        if o.random() < 0.4:
+            w["count"] = o.randint(1, 12)
+        else:
+            w["until"] = min(last, start + timedelta(days=o.randint(30, 240)))
+        if o.random() < 0.6:
+            hour = o.choice((9, 10, 14, 15, 16))
+            w.update(time=f"{hour:02d}:00", end_time=f"{hour + 1:02d}:30")
+        probe = Recurrence.model_validate(w)
+        days = probe.rule_days()
+        if len(days) > 2 and o.random() < 0.5:
+            w["exclude"] = [days[1]]
+        if o.random() < 0.4:
+            w["rdates"] = [self.workday(start, last)]
+        return w
+
+    def odd_events(self) -> list[dict[str, Any]]:
+        """A month range, a week across the start of the year, a summer school, a recurrence past it."""
+        o, y = self.odd, self.spec.year
+        month = o.randint(9, 11)
+        return [
+            {
+                "id": "event-months",
+                "title": "Отчёты команд (дата уточняется)",
+                "when": {"month": f"{y:04d}-{month:02d}", "end_month": f"{y:04d}-{month + 1:02d}"},
+                "audience": "all",
+            },
+            {
+                "id": "event-boundary",
+                "title": "Августовское совещание и неделя запуска",
+                "when": {"start": date(y, 8, 26), "end": date(y, 9, 2)},
+                "audience": "all",
+            },
+            {
+                "id": "event-summer",
+                "title": "Летняя школа проекта",
+                "when": {"start": date(y + 1, 7, o.randint(1, 10)), "end": date(y + 1, 7, 20)},
+                "audience": self.audience(),
+            },
+        ]
+
     # -- key events -------------------------------------------------------------------------------------
     def event(self, eid: str, after: date | None = None) -> dict[str, Any]:
         r = self.rnd
@@ -361,7 +507,10 @@ class _Gen:
         return ev
 
     def cyclogram(self) -> dict[str, Any]:
-        return {"events": [self.event(f"event-{i:04d}") for i in range(1, self.spec.events + 1)]}
+        events = [self.event(f"event-{i:04d}") for i in range(1, self.spec.events + 1)]
+        if self.shape.has("odd-events"):
+            events += self.odd_events()
+        return {"events": events}
 
     # -- meetings ---------------------------------------------------------------------------------------
     def meeting_days(self) -> list[date]:
@@ -425,14 +574,43 @@ class _Gen:
         }
         if r.random() < 0.3:
             m["online_url"] = f"https://meet.example.org/{mid}"
+        self.reshape(m, day, hour)
         if r.random() < 0.05 and i > 1:
             m["status"] = "cancelled"
             return m
-        if final:
+        if self.shape.has("no-minutes"):
+            return m
+        if final and not self.shape.has("draft-minutes"):
             m["minutes"] = self.minutes(mid, day, audience, approved)
-        elif r.random() < 0.3:
+            if self.shape.has("no-actions"):
+                m["minutes"]["action_items"] = []
+        elif r.random() < 0.3 or (final and self.shape.has("draft-minutes")):
             m["minutes"] = {"final": False, "decisions": r.sample(_DECISIONS, 1)}
         return m
+
+    def reshape(self, m: dict[str, Any], day: date, hour: int) -> None:
+        """The shape's variations of one meeting: online only, all day, at night, registration first."""
+        o = self.odd
+        if self.shape.has("online") and o.random() < 0.3:
+            m.pop("place")
+            m["online_url"] = f"https://meet.example.org/{m['id']}"
+        if self.shape.has("all-day") and o.random() < 0.3:
+            m["start"], m["end"] = day, day + timedelta(days=o.randint(0, 2))
+            for item in m["agenda"]:
+                item.pop("start", None), item.pop("end", None)
+            return
+        if self.shape.has("night") and o.random() < 0.3:
+            m["start"] = datetime.combine(day, time(20, 0))
+            m["end"] = datetime.combine(day + timedelta(days=1), time(2, 0))
+            slots = [("20:00", "22:00"), ("22:00", "23:30"), ("23:30", "00:30"), ("00:30", "02:00")]
+            for k, item in enumerate(m["agenda"]):
+                item.pop("start", None), item.pop("end", None)
+                if k < len(slots):
+                    item["start"], item["end"] = slots[k]
+            return
+        if self.shape.has("early-slots") and m["agenda"]:
+            first = m["agenda"][0]
+            first["start"], first["end"] = f"{hour - 1:02d}:30", f"{hour:02d}:00"
 
     def minutes(self, mid: str, day: date, audience: Any, approved: list[str]) -> dict[str, Any]:
         r = self.rnd
@@ -484,7 +662,7 @@ class _Gen:
             "Национального проекта «Образование»»",
             "short_name": "Проектное управление",
             "organizer": {"name": "МОУ «ГЦРО»", "email": "gcro@example.org"},
-            "timezone": "Europe/Moscow",
+            "timezone": self.shape.zone,
             "language": "ru",
             "school_year": {"start": spec.year},
             "base_url": "https://cyclogram.example.org/",

@@ -221,17 +221,29 @@ def _render_problems(
     from .changes import Change
     from .errors import TemplateProblem
     from .messages import mail_context, render_templates
-    from .model import Recipient
+    from .model import ActionItem, Minutes, Recipient, Responsible
 
     project = loaded.project
     meeting = next((m for m in project.meetings if m.minutes and m.minutes.final), None) or (
         project.meetings[0] if project.meetings else None
     )
-    action = (
-        meeting.minutes.action_items[0]
-        if meeting and meeting.minutes and meeting.minutes.action_items
-        else None
+    action = next(
+        (a for m in project.meetings if m.minutes for a in m.minutes.action_items),
+        # At the start of a year no minutes set an action item yet; the template is still checked,
+        # with a sample item, so that a mistake in it is found now and not at the first reminder.
+        ActionItem(
+            id="sample",
+            title=meeting.title if meeting else "sample",
+            responsible=Responsible(person=project.settings.organizer.name),
+            due=project.meeting_start(meeting).date() if meeting else project.settings.school_year.first_day,
+        ),
     )
+    # A summary goes out only once the minutes are final: check it against such minutes even before any.
+    summarised = meeting
+    if meeting is not None and not (meeting.minutes and meeting.minutes.final):
+        summarised = meeting.model_copy(
+            update={"minutes": Minutes(final=True, decisions=[meeting.title], action_items=[action])}
+        )
     events = project.all_events()
     event = events[0] if events else None
     problems: list[Problem] = []
@@ -253,7 +265,7 @@ def _render_problems(
                             schools=ids, name=school.head.name, email=school.head.email, language=lang
                         )
                         context = mail_context(
-                            project, kind, recipient, meeting=meeting,
+                            project, kind, recipient, meeting=summarised if kind == "summary" else meeting,
                             action=action if kind == "action_reminder" else None,
                             event=event if kind == "event_reminder" else None, changes=changes,
                             feed_urls=dict.fromkeys(ids, str(project.settings.base_url)),

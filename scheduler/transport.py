@@ -182,7 +182,18 @@ class _SMTPConnection:
                     f"the message is {len(message)} octets; the SMTP server {where} accepts at most "
                     f"{limit} (its EHLO SIZE)"
                 )
-            errors, reply = await self.client.sendmail(sender, [recipient], message)
+            # A UTF-8 mailbox (завуч@пример.рф) travels only where the server offers SMTPUTF8 (RFC 6531).
+            options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+            if options and self.client.is_ehlo_or_helo_needed:
+                await self.client.ehlo()  # its extensions are known only after EHLO
+            if options and not self.client.supports_extension("smtputf8"):
+                raise PermanentError(
+                    f"the SMTP server does not offer SMTPUTF8, which the address {recipient} needs "
+                    "(its local part is not ASCII); ask the school for an ASCII address"
+                )
+            if options and self.client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            errors, reply = await self.client.sendmail(sender, [recipient], message, mail_options=options)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             raise _classify(exc, where) from None

@@ -146,9 +146,8 @@ def _problems(result, args: list[str], allowed: set[int]) -> list[str]:
     return found
 
 
-# Refused by the model with a located message (issue 10 item 4, the model's part); until then the CLI's
-# last resort keeps them to one line, which this test does not count as clear enough.
-MODEL_PENDING = {"impossible-date", "impossible-datetime"}
+# Configurations the model does not yet refuse with a located message (none left: impossible dates are).
+MODEL_PENDING: set[str] = set()
 
 
 @pytest.mark.parametrize(

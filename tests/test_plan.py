@@ -89,3 +89,26 @@ def test_plan_marks_exactly_what_is_past(example, now):
             assert e.at <= now
         elif e.state == "upcoming":
             assert e.at > now
+
+
+def test_an_all_day_meeting_is_announced_by_its_days(config_copy, edit):
+    from scheduler.config import load_config
+
+    seed = "meetings/2020-09-25-heads.yaml"
+    edit(seed, "start: 2020-09-25 10:00", "start: 2020-09-25")
+    edit(seed, "end: 2020-09-25 12:00", "end: 2020-09-26")
+    edit("project.yaml", 'reminder: {days_before: 1, at: "09:00"}', "reminder: {days_before: 1}")
+    edit("project.yaml", 'summary: {days_after: 1, at: "10:00"}', "summary: {days_after: 0}")
+    project = load_config(config_copy).project
+    entries = [
+        e for e in build_plan(project, datetime(2020, 9, 1, tzinfo=UTC)) if e.meeting == "heads-2020-09"
+    ]
+    got = {e.kind: e.at.isoformat() for e in entries if e.kind != "action_reminder"}
+    assert got == {
+        "invitation": "2020-09-11T10:00:00+03:00",
+        "agenda": "2020-09-22T10:00:00+03:00",
+        "reminder": "2020-09-24T09:00:00+03:00",  # no hour of its own: the working morning
+        "summary": "2020-09-27T09:00:00+03:00",  # after its last day, in the morning
+    }
+    invitation = next(e for e in entries if e.kind == "invitation")
+    assert invitation.deadline.isoformat() == "2020-09-25T00:00:00+03:00"
