@@ -19,7 +19,7 @@ from scheduler.completion import complete_keys, complete_kinds, complete_schools
 from scheduler.config import LoadedConfig, config_dir, load_config
 from scheduler.errors import ConfigError, CyclogramError
 from scheduler.plan import build_plan, select
-from scheduler.store import SQLiteStore, open_store, state_dir
+from scheduler.store import DATABASE_ENV, StateStore, lease_from_env, open_url, state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,8 +31,9 @@ class Context:
     config_path: Path
     state_path: Path
     clock: Clock
+    database: str | None = None  # a postgresql:// or sqlite: URL; None: state.db in state_path
     _loaded: LoadedConfig | None = None
-    _store: SQLiteStore | None = None
+    _store: StateStore | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def load(self) -> LoadedConfig:
@@ -40,9 +41,9 @@ class Context:
             self._loaded = load_config(self.config_path)
         return self._loaded
 
-    def store(self) -> SQLiteStore:
+    def store(self) -> StateStore:
         if self._store is None:
-            self._store = open_store(self.state_path)
+            self._store = open_url(self.database, self.state_path, lease=lease_from_env())
             self.closers.append(self._store.close)
         return self._store
 
@@ -118,6 +119,15 @@ def _parse_instant(value: str | None) -> datetime | None:
     help="State directory (outbox, sequences, secrets) [env CYCLOGRAM_STATE; default ./var].",
 )
 @click.option(
+    "--database",
+    "database",
+    metavar="URL",
+    envvar=DATABASE_ENV,
+    default=None,
+    help="State store: postgresql://user:password@host:port/db (shared by several instances) or "
+    f"sqlite:PATH [env {DATABASE_ENV}; default STATE/state.db].",
+)
+@click.option(
     "--now",
     "now",
     metavar="DATETIME",
@@ -126,7 +136,9 @@ def _parse_instant(value: str | None) -> datetime | None:
 )
 @click.version_option(version=__version__, prog_name="cyclogram")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, state: Path | None, now: str | None) -> None:
+def main(
+    ctx: click.Context, config: Path | None, state: Path | None, database: str | None, now: str | None
+) -> None:
     """Calendar feeds and templated mail for a network of schools working on a common project."""
     instant = None
     if now is not None:
@@ -139,6 +151,7 @@ def main(ctx: click.Context, config: Path | None, state: Path | None, now: str |
         config_path=config_dir(config),
         state_path=state_dir(state),
         clock=FixedClock(instant) if instant else SystemClock(),
+        database=database.strip() or None if database else None,
     )
     ctx.obj = obj
     ctx.call_on_close(lambda: [close() for close in obj.closers])
@@ -233,7 +246,7 @@ def _review_marks(obj: Context, project: Any, entries: list[Any]) -> dict[str, s
 
 def _known_states(obj: Context) -> dict[str, str]:
     """Sent/missed marks from the state store, if one exists yet (plan never creates it)."""
-    if not (obj.state_path / "state.db").exists():
+    if obj.database is None and not (obj.state_path / "state.db").exists():
         return {}
     return obj.store().mailing_states()
 
@@ -326,8 +339,16 @@ def feeds() -> None:
     required=True,
     help="Directory to write project.ics, schools/, teams/ and meetings/ into.",
 )
+@click.option(
+    "--layout",
+    type=click.Choice(["files", "urls"]),
+    default="files",
+    show_default=True,
+    help="files: schools/<id>.ics (keep private); urls: as the URLs are, schools/<id>/<token>.ics, "
+    "for nginx or a CDN to serve as they are.",
+)
 @with_context
-def feeds_build(obj: Context, out: Path) -> None:
+def feeds_build(obj: Context, out: Path, layout: str) -> None:
     """Write every feed as a file (atomically; unchanged files are left untouched)."""
     from scheduler.documents import write_documents
     from scheduler.feeds import current_feeds, write_feeds
@@ -337,8 +358,24 @@ def feeds_build(obj: Context, out: Path) -> None:
     loaded = obj.load()
     env = make_environment(loaded.directory)
     built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
+    removed: list[str] = []
+    if layout == "urls":
+        from scheduler.feeds import prune_revoked, url_layout
+        from scheduler.tokens import feed_secret
+
+        flat = sorted(str(p) for kind in ("schools", "teams") for p in (out / kind).glob("*.ics"))
+        if flat:
+            raise CyclogramError(
+                f"{out} holds private feeds without tokens ({flat[0]}...), which a web server would give "
+                "anyone: build the URL layout into another directory"
+            )
+        built = url_layout(built, feed_secret(obj.store()))
+        removed = prune_revoked(built, out)
     written = write_feeds(built, out)
-    click.echo(f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged")
+    click.echo(
+        f"{out}: {len(built)} feeds, {len(written)} written, {len(built) - len(written)} unchanged"
+        + (f", {len(removed)} revoked removed" if removed else "")
+    )
     total, copied = write_documents(loaded.directory, loaded.project, feed_secret(obj.store()), out)
     if total:
         click.echo(f"{out / 'documents'}: {total} documents, {len(copied)} written")
@@ -940,6 +977,59 @@ _export_command("plan", "The year's mailings with their time, recipients and sta
 _export_command(
     "attendance", "Per meeting, invited school and person: the answer given and attendance from the minutes."
 )
+
+
+# --- state (the store: backup, restore, migration) -------------------------------------------------------
+
+
+@main.group()
+def state() -> None:
+    """Back up, restore or move the state (outbox, sequences, feed secret, snapshots, mailing states)."""
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {table}" for table, n in counts.items())
+
+
+@state.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_context
+def state_backup(obj: Context, file: Path) -> None:
+    """Copy the whole state into FILE (a SQLite state file), consistent while the service runs."""
+    from scheduler.store.transfer import backup
+
+    counts = backup(obj.store(), file)
+    click.echo(f"{obj.store().description} -> {file}: {_counted(counts)}")
+
+
+@state.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@with_context
+def state_restore(obj: Context, file: Path, yes: bool) -> None:
+    """Replace the state with the backup FILE. Stop the service first."""
+    from scheduler.store import redact_url
+    from scheduler.store.transfer import restore
+
+    where = redact_url(obj.database) if obj.database else str(obj.state_path / "state.db")
+    if not yes:
+        click.confirm(f"Replace the state in {where} with {file}?", abort=True, err=True)
+    counts = restore(file, obj.database, obj.state_path)
+    click.echo(f"{file} -> {where}: {_counted(counts)}")
+
+
+@state.command("migrate")
+@click.option("--from", "source", required=True, metavar="URL", help="sqlite:PATH or postgresql://...")
+@click.option("--to", "target", required=True, metavar="URL", help="postgresql://... or sqlite:PATH (empty).")
+def state_migrate(source: str, target: str) -> None:
+    """Move the state into another, empty store (SQLite to PostgreSQL, or back); nothing is deleted."""
+    from scheduler.store import redact_url
+    from scheduler.store.transfer import migrate
+
+    counts = migrate(source, target)
+    click.echo(
+        f"{redact_url(source)} -> {redact_url(target)}: {_counted(counts)}; the source is left as it was"
+    )
 
 
 # --- review ----------------------------------------------------------------------------------------------

@@ -771,6 +771,11 @@ class Bench:
             ]
         if self.log:
             lines += ["## Errors met while measuring", "", "```", *self.log, "```", ""]
+        # The PostgreSQL drills (bench/pg_drill.py) keep their own section; a run of this script keeps it too.
+        begin, end = "<!-- postgres:begin -->", "<!-- postgres:end -->"
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if begin in old and end in old:
+            lines += ["", old[old.index(begin) : old.index(end) + len(end)]]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -195,7 +195,6 @@ async def _deliver(
         if size > max_message_bytes:
             fail(row, f"the message is {_size(size)}, over the {_size(max_message_bytes)} cyclogram sends")
             return conn
-        await limiter.wait()
         try:
             if conn is None:
                 conn = await transport.connect()
@@ -240,10 +239,19 @@ async def _deliver(
         row: OutboxRow | None = None
         try:
             while not stopping():
+                # The rate's slot first, then the claim: a row's lease starts when it can go at once.
+                await limiter.wait()
                 rows = store.claim(clock.now(), 1)
                 if not rows:
                     return
                 row = rows[0]
+                if row.in_doubt:
+                    # Another deliverer's lease ran out (it died, perhaps after the server took it).
+                    report.recovered += 1
+                    log.warning(
+                        "action=in-doubt mailing=%s to=%s (its deliverer stopped; sending again, same Message-ID)",
+                        row.mailing, row.recipient,
+                    )  # fmt: skip
                 conn = await attempt(row, conn)
                 row = None
         except CyclogramError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +21,16 @@ from .model import Project
 if TYPE_CHECKING:
     from .store import EventState, StateStore
 
-__all__ = ["CANCELLED_KEPT", "ORGANISER_FEED", "Feed", "build_feeds", "current_feeds", "write_feeds"]
+__all__ = [
+    "CANCELLED_KEPT",
+    "ORGANISER_FEED",
+    "Feed",
+    "build_feeds",
+    "current_feeds",
+    "prune_revoked",
+    "url_layout",
+    "write_feeds",
+]
 
 # A cancelled item stays in the feeds this long after its end, so clients that already show it learn of
 # the cancellation (a vanished event is silently kept by some clients), then it drops out.
@@ -254,3 +264,35 @@ def write_feeds(feeds: dict[str, Feed], out: Path) -> list[str]:
             raise
         written.append(rel)
     return written
+
+
+def url_layout(feeds: dict[str, Feed], secret: str) -> dict[str, Feed]:
+    """The feeds by the paths of their URLs, for a static server (nginx, a CDN, object storage): public
+    ones where they are, each school's and team's under its token (schools/<id>/<token>.ics). A feed
+    with neither (a meeting for some schools only) is not laid out: no URL reaches it."""
+    from .tokens import PRIVATE_KINDS, private_feed_path
+
+    laid: dict[str, Feed] = {}
+    for rel, feed in feeds.items():
+        if feed.public:
+            laid[rel] = feed
+        elif feed.kind in PRIVATE_KINDS and feed.id is not None:
+            laid[private_feed_path(secret, feed.kind, feed.id).lstrip("/")] = feed
+    return laid
+
+
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_-]{32}\.ics")
+
+
+def prune_revoked(laid: dict[str, Feed], out: Path) -> list[str]:
+    """Remove token files of the URL layout that are no longer current (after `feeds rotate-secret`, or a
+    school removed): a static server would otherwise keep serving revoked URLs. Only files named as
+    tokens inside schools/<id>/ and teams/<id>/ are touched. Returns the relative paths removed."""
+    removed = []
+    for kind in ("schools", "teams"):
+        for path in sorted((out / kind).glob("*/*.ics")):
+            rel = path.relative_to(out).as_posix()
+            if _TOKEN_NAME.fullmatch(path.name) and rel not in laid:
+                path.unlink()
+                removed.append(rel)
+    return removed

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ from .console import port_error
 from .delivery import DeliveryBusyError, deliver
 from .errors import CyclogramError, DeliveryError
 from .review import POLL_SECONDS, review_enabled
-from .service import Action, Service
+from .service import Action, Service, config_fingerprint
 from .store import StateStore
 
 __all__ = ["Runner"]
@@ -28,6 +30,7 @@ __all__ = ["Runner"]
 log = logging.getLogger("cyclogram.run")
 
 BUSY_RETRY_SECONDS = 5.0
+PEER_CHECK_SECONDS = 60.0  # how often an instance compares its configuration with the others'
 # While delivery is stopped (a refused login, an untrusted certificate, a failing store), the transport is
 # tried again after the delivery backoff, doubling up to this; SIGHUP or an edit tries at once.
 MAX_STOPPED_RETRY = timedelta(minutes=5)
@@ -47,6 +50,7 @@ class Runner:
     echo: Callable[[str], None] = print
     watch: bool = True
     delivery: dict[str, Any] = field(default_factory=dict)  # deliver()'s options: concurrency, rate...
+    peer_check: float = PEER_CHECK_SECONDS
     review_poll: float = POLL_SECONDS  # how often to look for approvals made by another process
 
     def __post_init__(self) -> None:
@@ -90,6 +94,7 @@ class Runner:
         ]
         if self.watch:
             tasks.append(asyncio.create_task(self._watch(), name="cyclogram-watch"))
+        tasks.append(asyncio.create_task(self._peers(), name="cyclogram-peers"))
         try:
             await self.stop.wait()
         finally:
@@ -236,6 +241,34 @@ class Runner:
         finally:
             for task in waits:
                 task.cancel()
+
+    async def _peers(self) -> None:
+        """Compare this instance's configuration with the other live instances' on the same store.
+
+        An edit reaches instances a moment apart, so only a difference seen on two checks in a row is
+        reported, at ERROR: instances planning from different files tell the schools different facts.
+        """
+        instance = f"{socket.gethostname()}:{os.getpid()}"
+        window = timedelta(seconds=3 * self.peer_check)
+        reported: dict[str, str] = {}
+        previous: dict[str, str] = {}
+        while not self.stop.is_set():
+            try:
+                differ = self.service.check_peers(instance, window)
+            except CyclogramError as exc:
+                log.error("action=peer-check error=%r", str(exc))
+                differ = {}
+            for name, fp in differ.items():
+                if previous.get(name) == fp and reported.get(name) != fp:
+                    log.error(
+                        "action=config-mismatch instance=%s its_config=%s this_config=%s (instances on one "
+                        "store must run the same configuration: deploy the same files to every one)",
+                        name, fp, config_fingerprint(self.service.project),
+                    )  # fmt: skip
+                    reported[name] = fp
+            previous = differ
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.peer_check)
 
     def _schedule(self) -> None:
         """One APScheduler job per upcoming mailing, derived from the plan each time it may have changed."""

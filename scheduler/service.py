@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,12 @@ from .config import LoadedConfig
 from .console import human_duration
 from .errors import ConfigError, CyclogramError
 from .mailings import iter_compose, queue
-from .model import MeetingStatus, Project
+from .model import Meeting, MeetingStatus, Project
 from .plan import PlanEntry, build_plan
 from .store import StateStore
 from .validation import validate_all
 
-__all__ = ["Action", "Service"]
+__all__ = ["Action", "Service", "config_fingerprint"]
 
 log = logging.getLogger("cyclogram.service")
 
@@ -113,47 +114,51 @@ class Service:
         """
         now = self.clock.now()
         grace = timedelta(hours=self.project.settings.mailings.catch_up_hours)
-        done: list[Action] = self._review(now)
+        # Drafts and the organiser's digest under one lock: of several instances, one tells the news.
+        with self.store.mailing_lock("review/digest"):
+            done: list[Action] = self._review(now)
         reviewing = review.review_enabled(self.project)
         for entry in self.plan(now):
             if entry.state != "past":
                 continue
-            late = now - entry.at
-            too_late = entry.deadline is not None and now >= entry.deadline
-            held = reviewing and review.is_held(self.project, entry)
-            approved = review.gate(self.loaded, self.store, entry, now) if held and not too_late else None
-            if held and approved is None and not too_late and late <= grace:
-                continue  # a draft waits for its approval (`cyclogram approve`) while it can still go out
-            # Approved after its time: it goes out only as a mailing caught up after downtime would.
-            late_approval = approved is not None and approved > entry.at
-            unapproved = held and approved is None
-            if too_late or unapproved or ((catching_up or late_approval) and late > grace):
-                self.store.mark_mailing(entry.key, "missed", now)
-                reason = (
-                    "its meeting has begun"
-                    if too_late
-                    else f"{_hours(late)} late, beyond the catch-up window"
-                )
-                if unapproved:
-                    reason = (
-                        "it was not approved before its meeting began"
-                        if too_late
-                        else f"it was not approved within {_hours(grace)} of its time"
-                    )
-                done.append(
-                    self._record(
-                        now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason
-                    )
-                )
-                continue
-            messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
-            queued = queue(self.store, self.loaded, messages, now=now)
-            self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
-            detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
-            done.append(
-                self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
-            )
+            # Several instances may fire the same job: the first composes under the mailing's lock, the
+            # others then find it marked and add nothing (the outbox would drop their copies anyway).
+            with self.store.mailing_lock(entry.key):
+                if self.store.mailing_states().get(entry.key) is None:
+                    action = self._due(entry, now, grace, catching_up, reviewing)
+                    if action is not None:
+                        done.append(action)
         return done
+
+    def _due(
+        self, entry: PlanEntry, now: datetime, grace: timedelta, catching_up: bool, reviewing: bool
+    ) -> Action | None:
+        late = now - entry.at
+        too_late = entry.deadline is not None and now >= entry.deadline
+        held = reviewing and review.is_held(self.project, entry)
+        approved = review.gate(self.loaded, self.store, entry, now) if held and not too_late else None
+        if held and approved is None and not too_late and late <= grace:
+            return None  # a draft waits for its approval (`cyclogram approve`) while it can still go out
+        # Approved after its time: it goes out only as a mailing caught up after downtime would.
+        late_approval = approved is not None and approved > entry.at
+        unapproved = held and approved is None
+        if too_late or unapproved or ((catching_up or late_approval) and late > grace):
+            self.store.mark_mailing(entry.key, "missed", now)
+            reason = (
+                "its meeting has begun" if too_late else f"{_hours(late)} late, beyond the catch-up window"
+            )
+            if unapproved:
+                reason = (
+                    "it was not approved before its meeting began"
+                    if too_late
+                    else f"it was not approved within {_hours(grace)} of its time"
+                )
+            return self._record(now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason)
+        messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
+        queued = queue(self.store, self.loaded, messages, now=now)
+        self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
+        detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
+        return self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
 
     def _review(self, now: datetime) -> list[Action]:
         """Draft the held mailings coming within `review_days`; tell the organiser what is new to review."""
@@ -177,38 +182,56 @@ class Service:
         now = self.clock.now()
         done: list[Action] = []
         for meeting in self.project.meetings:
-            told = self.store.snapshot(meeting.id)
-            if told is None:
-                continue  # nobody has been invited yet: the invitation will carry the new facts
-            current = meeting_snapshot(self.project, meeting)
-            changes = describe_changes(told, current)
-            if not changes:
-                continue
-            if self.project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
-                # Nothing is sent about a meeting that is over; keep the record straight for later edits.
-                self.store.put_snapshot(meeting.id, current, now)
-                continue
-            cancelled = meeting.status is MeetingStatus.cancelled
-            if cancelled and told.get("status") == MeetingStatus.cancelled.value:
-                self.store.put_snapshot(meeting.id, current, now)
-                continue
-            kind = "cancellation" if cancelled else "update"
-            rule = getattr(self.project.policy(meeting), kind)
-            if rule.enabled and not review.change_may_go(
-                self.loaded, self.store, meeting, kind, changes, now
-            ):
-                continue  # held for review: the schools' record stays as it was until it goes out
-            if rule.enabled:
-                messages = iter_compose(
-                    self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
-                )
-                queued = queue(self.store, self.loaded, messages, now=now, complete=False)
-                detail = f"{queued.added} new; " + _describe(changes)
-                done.append(
-                    self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
-                )
-            self.store.put_snapshot(meeting.id, current, now)
+            # What the schools were told is read under the meeting's lock: of several instances that see
+            # the same edit, the first tells them and records it, the others then find nothing new.
+            with self.store.mailing_lock(f"{meeting.id}/changes"):
+                action = self._react(meeting, now)
+            if action is not None:
+                done.append(action)
         return done
+
+    def _react(self, meeting: Meeting, now: datetime) -> Action | None:
+        told = self.store.snapshot(meeting.id)
+        if told is None:
+            return None  # nobody has been invited yet: the invitation will carry the new facts
+        current = meeting_snapshot(self.project, meeting)
+        changes = describe_changes(told, current)
+        if not changes:
+            return None
+        if self.project.meeting_end(meeting) <= now and told.get("status") == current["status"]:
+            # Nothing is sent about a meeting that is over; keep the record straight for later edits.
+            self.store.put_snapshot(meeting.id, current, now)
+            return None
+        cancelled = meeting.status is MeetingStatus.cancelled
+        if cancelled and told.get("status") == MeetingStatus.cancelled.value:
+            self.store.put_snapshot(meeting.id, current, now)
+            return None
+        kind = "cancellation" if cancelled else "update"
+        rule = getattr(self.project.policy(meeting), kind)
+        if rule.enabled and not review.change_may_go(self.loaded, self.store, meeting, kind, changes, now):
+            return None  # held for review: the schools' record stays as it was until it goes out
+        action = None
+        if rule.enabled:
+            messages = iter_compose(
+                self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
+            )
+            queued = queue(self.store, self.loaded, messages, now=now, complete=False)
+            detail = f"{queued.added} new; " + _describe(changes)
+            action = self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
+        self.store.put_snapshot(meeting.id, current, now)
+        return action
+
+    # -- instances sharing a store --------------------------------------------------------------------
+    def check_peers(self, instance: str, seen_within: timedelta) -> dict[str, str]:
+        """Record this instance's configuration fingerprint; return the live instances applying another.
+
+        The caller says so loudly when a difference persists: instances on one store must plan from the
+        same configuration, or each would tell the schools its own version of the facts.
+        """
+        now = self.clock.now()
+        mine = config_fingerprint(self.project)
+        others = self.store.note_instance(instance, mine, now)
+        return {name: fp for name, (fp, seen) in others.items() if fp != mine and now - seen <= seen_within}
 
     def note(self, what: str, entry: PlanEntry, detail: str) -> Action:
         """Record a decision about a plan entry that queued nothing (e.g. a summary waiting for minutes)."""
@@ -234,6 +257,11 @@ class Service:
         if self.on_action:
             self.on_action(action)
         return action
+
+
+def config_fingerprint(project: Project) -> str:
+    """A short digest of the validated model: equal configurations, equal fingerprints."""
+    return hashlib.sha256(project.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
 
 def _hours(delta: timedelta) -> str:

@@ -54,3 +54,42 @@ def state_path(tmp_path: Path) -> Path:
 def clock() -> FixedClock:
     """Ten days before the seed meeting."""
     return FixedClock(datetime(2020, 9, 15, 7, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def pg_base() -> str:
+    """One PostgreSQL server for the session: $CYCLOGRAM_TEST_DATABASE_URL, else one started here.
+
+    Where none can be had the PostgreSQL tests are skipped, except in CI (CI=true): there they fail.
+    """
+    import os
+
+    from tests.pg_server import TEST_URL_ENV, start_server
+
+    given = os.environ.get(TEST_URL_ENV, "").strip()
+    if given:
+        yield given
+        return
+    try:
+        server = start_server()
+    except (RuntimeError, OSError, KeyError) as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"no PostgreSQL for the tests: {exc}")
+        pytest.skip(f"no PostgreSQL for the tests ({exc}); set {TEST_URL_ENV} or install postgresql")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_base: str) -> str:
+    """A URL whose connections see only a fresh schema of their own, dropped after the test."""
+    import psycopg
+
+    from tests.pg_server import schema_url
+
+    url, schema = schema_url(pg_base)
+    yield url
+    with psycopg.connect(pg_base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

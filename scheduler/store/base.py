@@ -3,26 +3,76 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import CyclogramError
 
 __all__ = [
+    "DATABASE_ENV",
+    "DEFAULT_LEASE",
+    "LEASE_ENV",
     "STATE_ENV",
     "STATUSES",
+    "TABLES",
     "EventState",
     "NewMessage",
     "OutboxRow",
     "ReviewState",
     "StateStore",
+    "StoreError",
+    "lease_from_env",
+    "redact_url",
     "state_dir",
 ]
 
 STATE_ENV = "CYCLOGRAM_STATE"
+DATABASE_ENV = "CYCLOGRAM_DATABASE_URL"
+LEASE_ENV = "CYCLOGRAM_OUTBOX_LEASE_SECONDS"
 STATUSES = ("queued", "sending", "sent", "failed")
+# Longer than one SMTP transaction can take (connect and send time out after 30 s each by default), so a
+# row is taken from its deliverer only when that deliverer is gone.
+DEFAULT_LEASE = timedelta(minutes=5)
+# What a store holds, in the order `dump` yields it and `load` takes it (migration, backup, restore).
+TABLES = ("secrets", "events", "snapshots", "mailings", "reviews", "outbox")
+
+
+class StoreError(CyclogramError):
+    """The state store cannot be used: unreadable, truncated, vanished, or its server is unreachable."""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable database URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def lease_from_env(environ: dict[str, str] | None = None) -> timedelta:
+    """How long a claimed row stays its deliverer's: $CYCLOGRAM_OUTBOX_LEASE_SECONDS, else five minutes."""
+    value = (environ if environ is not None else os.environ).get(LEASE_ENV, "").strip()
+    if not value:
+        return DEFAULT_LEASE
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise StoreError(f"{LEASE_ENV} must be a whole number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise StoreError(f"{LEASE_ENV} must be a positive number of seconds, not {seconds}")
+    return timedelta(seconds=seconds)
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -70,6 +120,7 @@ class OutboxRow:
     next_attempt: datetime
     message: bytes
     sender: str
+    in_doubt: bool = False  # taken over from a deliverer whose lease expired: it may have been sent
 
 
 @dataclass(frozen=True)
@@ -88,7 +139,9 @@ class ReviewState:
 
 
 class StateStore(Protocol):
-    """Everything cyclogram keeps between runs. SQLite implements it; PostgreSQL can, with the same tests."""
+    """Everything cyclogram keeps between runs: SQLite and PostgreSQL implement it and pass the same tests."""
+
+    description: str  # where the state is, for messages (a path, or a URL without its password)
 
     # secrets
     def secret(self, name: str, make: Callable[[], str]) -> str: ...
@@ -106,6 +159,15 @@ class StateStore(Protocol):
     def mark_mailing(self, key: str, state: str, now: datetime) -> None: ...
     def mailing_states(self) -> dict[str, str]: ...
 
+    # mailing composition: a transaction holding the mailing's lock, so that several instances firing the
+    # same job compose it once; True if the lock was free, False if this waited for another instance
+    def mailing_lock(self, key: str) -> AbstractContextManager[bool]: ...
+
+    # the configuration each running instance applies (fingerprints), so a stale one is noticed
+    def note_instance(
+        self, instance: str, fingerprint: str, now: datetime
+    ) -> dict[str, tuple[str, datetime]]: ...
+
     # review of held mailings, by mailing key
     def review(self, key: str) -> ReviewState | None: ...
     def reviews(self) -> dict[str, ReviewState]: ...
@@ -114,6 +176,7 @@ class StateStore(Protocol):
 
     # outbox
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int: ...
+    # rows whose deliverer is gone back to the queue; how many (each may have been sent: "in doubt")
     def recover(self, now: datetime) -> int: ...
     def claim(self, now: datetime, limit: int) -> list[OutboxRow]: ...
     def mark_sent(self, row_id: str, now: datetime, reply: str) -> None: ...
@@ -125,7 +188,15 @@ class StateStore(Protocol):
     def has(self, row_id: str) -> OutboxRow | None: ...
     def next_due(self) -> datetime | None: ...
 
-    # one deliverer at a time: `recover` would otherwise take rows another process is still sending
+    # SQLite: one deliverer at a time (a file lock), since `recover` takes every row in `sending`.
+    # PostgreSQL: always True; rows are leased one by one and only expired leases are recovered.
     def delivery_lease(self) -> AbstractContextManager[bool]: ...
+
+    # everything held, table by table (see TABLES), as plain values; and loading it in one transaction
+    def dump(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
+    def load(
+        self, rows: Iterable[tuple[str, dict[str, Any]]], *, replace: bool = False
+    ) -> dict[str, int]: ...
+    def is_empty(self) -> bool: ...
 
     def close(self) -> None: ...

@@ -9,11 +9,21 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .base import STATUSES, EventState, NewMessage, OutboxRow, ReviewState, state_dir
+from .base import (
+    DEFAULT_LEASE,
+    STATUSES,
+    TABLES,
+    EventState,
+    NewMessage,
+    OutboxRow,
+    ReviewState,
+    StoreError,
+    state_dir,
+)
 
 __all__ = ["SQLiteStore", "open_store"]
 
@@ -50,7 +60,16 @@ _SCHEMA = [
         updated TEXT NOT NULL, notified TEXT
     );
     """,
+    # version 4: which configuration each running instance applies
+    """
+    CREATE TABLE instances (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen TEXT NOT NULL);
+    """,
 ]
+
+_RESTORE_HINT = (
+    "restore the last backup with `cyclogram state restore FILE`, or move the file away to start a new "
+    "store (the feed secret, so every private feed URL, and the record of what was sent would be lost)"
+)
 
 
 def _ts(value: datetime) -> str:
@@ -66,16 +85,80 @@ def _dt(value: str) -> datetime:
 class SQLiteStore:
     """The embedded state store: one SQLite file in WAL mode, safe across crashes."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, lease: timedelta = DEFAULT_LEASE):
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self.description = str(path)
+        self.lease = lease
+        self._memory = str(path) == ":memory:"
+        self._inode: tuple[int, int] | None = None
+        if not self._memory:
+            # A store is made only where no file is: an empty one is a truncated store, never a new one.
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                raise StoreError(
+                    f"{self.path} is empty (0 bytes): the state was truncated or never written; "
+                    f"{_RESTORE_HINT}"
+                )
+            if self.path.exists() and not self.path.is_file():
+                raise StoreError(f"{self.path} is not a file: the state store must be a SQLite file")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the state store: {exc}") from None
+        with self._guard():
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._check_schema()
+            self._migrate()
+        if not self._memory:
+            st = self.path.stat()
+            self._inode = (st.st_dev, st.st_ino)
+
+    def _check_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_SCHEMA):
+            raise StoreError(
+                f"{self.path} was written by a newer cyclogram (state schema {version}, this one knows "
+                f"{len(_SCHEMA)}): upgrade cyclogram"
+            )
+        if version == 0:
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    f"{self.path} is a SQLite file but not a cyclogram state store; {_RESTORE_HINT}"
+                )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's own errors as the store's: the file, what is wrong, and what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise
+            raise StoreError(f"{self.path} is damaged ({exc}); {_RESTORE_HINT}") from None
+
+    def _check_file(self) -> None:
+        """Refuse to write when the file was deleted or replaced under us: writing on would go to a file
+        nobody will open again, and the next start would take the lost state for a fresh one."""
+        if self._inode is None:
+            return
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise StoreError(
+                f"{self.path} was deleted while cyclogram was running; stopping so that nothing is sent "
+                "twice: restore the state (`cyclogram state restore FILE`) before starting again"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._inode:
+            raise StoreError(
+                f"{self.path} was replaced while cyclogram was running (a restore?); stopping: start "
+                "cyclogram again to use the new file"
+            )
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -94,13 +177,21 @@ class SQLiteStore:
             if self._db.in_transaction:
                 yield self._db
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            self._check_file()
+            with self._guard():
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._guard():
+            yield self._db
 
     def close(self) -> None:
         with self._lock:
@@ -116,6 +207,7 @@ class SQLiteStore:
         if str(self.path) == ":memory:":
             yield True
             return
+        self._check_file()  # a lock beside a vanished store would lock nothing anyone else looks at
         with open(self.path.with_name(self.path.name + ".deliver.lock"), "a+b") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -167,16 +259,16 @@ class SQLiteStore:
             return EventState(uid, seq, _dt(created), _dt(modified))
 
     def peek_event_state(self, uid: str) -> EventState | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT sequence, created, last_modified FROM events WHERE uid = ?", (uid,)
             ).fetchone()
         return EventState(uid, row[0], _dt(row[1]), _dt(row[2])) if row else None
 
     # -- snapshots -------------------------------------------------------------------------------------
     def snapshot(self, meeting: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM snapshots WHERE meeting = ?", (meeting,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT data FROM snapshots WHERE meeting = ?", (meeting,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_snapshot(self, meeting: str, data: dict[str, Any], now: datetime) -> None:
@@ -197,22 +289,44 @@ class SQLiteStore:
             )
 
     def mailing_states(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._db.execute("SELECT key, state FROM mailings").fetchall())
+        with self._read() as db:
+            return dict(db.execute("SELECT key, state FROM mailings").fetchall())
+
+    @contextmanager
+    def mailing_lock(self, key: str) -> Iterator[bool]:
+        """One write transaction: SQLite has one writer at a time, so it is the mailing's lock too."""
+        with self._tx():
+            yield True
+
+    # -- instances -------------------------------------------------------------------------------------
+    def note_instance(
+        self, instance: str, fingerprint: str, now: datetime
+    ) -> dict[str, tuple[str, datetime]]:
+        """Record the configuration this instance applies; return every other one's (fingerprint, seen)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO instances VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, seen = excluded.seen",
+                (instance, fingerprint, _ts(now)),
+            )
+            # Each start is a new name (host and pid): forget the ones gone for a day.
+            db.execute("DELETE FROM instances WHERE seen < ?", (_ts(now - timedelta(days=1)),))
+            rows = db.execute(
+                "SELECT name, fingerprint, seen FROM instances WHERE name <> ?", (instance,)
+            ).fetchall()
+        return {name: (fp, _dt(seen)) for name, fp, seen in rows}
 
     # -- reviews ---------------------------------------------------------------------------------------
     def review(self, key: str) -> ReviewState | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT key, state, fingerprint, updated, notified FROM reviews WHERE key = ?", (key,)
             ).fetchone()
         return _review(row) if row else None
 
     def reviews(self) -> dict[str, ReviewState]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, state, fingerprint, updated, notified FROM reviews"
-            ).fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT key, state, fingerprint, updated, notified FROM reviews").fetchall()
         return {r[0]: _review(r) for r in rows}
 
     def set_review(self, key: str, state: str, fingerprint: str, now: datetime) -> None:
@@ -266,20 +380,30 @@ class SQLiteStore:
             ).rowcount
 
     def claim(self, now: datetime, limit: int) -> list[OutboxRow]:
+        """Lease up to `limit` due rows; a row whose lease expired (its deliverer is gone) comes first,
+        marked in doubt. The lease is the claim's time in `updated` plus `self.lease`."""
+        stamp = _ts(now)
         with self._tx() as db:
-            # In the index's own order (rowid is its last key): sorting otherwise drags every queued
-            # message's bytes through a temporary B-tree, for each single claim.
+            # Expired leases: few rows (at most what was in flight), scanned through the status index.
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM {_ROWS} WHERE status = 'queued' AND next_attempt <= ? "
-                "ORDER BY next_attempt, outbox.rowid LIMIT ?",
-                (_ts(now), limit),
+                f"SELECT {_COLUMNS} FROM {_ROWS} WHERE status = 'sending' AND updated < ? "
+                "ORDER BY updated, outbox.rowid LIMIT ?",
+                (_ts(now - self.lease), limit),
             ).fetchall()
-            stamp = _ts(now)
+            doubt = {r[0] for r in rows}
+            if len(rows) < limit:
+                # In the index's own order (rowid is its last key): sorting otherwise drags every queued
+                # message's bytes through a temporary B-tree, for each single claim.
+                rows += db.execute(
+                    f"SELECT {_COLUMNS} FROM {_ROWS} WHERE status = 'queued' AND next_attempt <= ? "
+                    "ORDER BY next_attempt, outbox.rowid LIMIT ?",
+                    (stamp, limit - len(rows)),
+                ).fetchall()
             db.executemany(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated = ? WHERE id = ?",
                 [(stamp, r[0]) for r in rows],
             )
-        return [_row(r, status="sending", attempts=r[7] + 1) for r in rows]
+        return [_row(r, status="sending", attempts=r[7] + 1, in_doubt=r[0] in doubt) for r in rows]
 
     def mark_sent(self, row_id: str, now: datetime, reply: str) -> None:
         self._set(row_id, "sent", now, None)
@@ -287,7 +411,9 @@ class SQLiteStore:
     def mark_retry(self, row_id: str, now: datetime, error: str, next_attempt: datetime) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET status = 'queued', last_error = ?, updated = ?, next_attempt = ? WHERE id = ?",
+                # Only a row still being sent: one another instance took over and sent stays sent.
+                "UPDATE outbox SET status = 'queued', last_error = ?, updated = ?, next_attempt = ? "
+                "WHERE id = ? AND status = 'sending'",
                 (error, _ts(now), _ts(next_attempt), row_id),
             )
 
@@ -297,7 +423,8 @@ class SQLiteStore:
     def _set(self, row_id: str, status: str, now: datetime, error: str | None) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET status = ?, last_error = COALESCE(?, last_error), updated = ? WHERE id = ?",
+                "UPDATE outbox SET status = ?, last_error = COALESCE(?, last_error), updated = ? "
+                "WHERE id = ? AND status <> 'sent'",
                 (status, error, _ts(now), row_id),
             )
 
@@ -328,28 +455,142 @@ class SQLiteStore:
         if mailing is not None:
             query += " AND mailing = ?"
             args.append(mailing)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY created, id", args).fetchall()
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY created, id", args).fetchall()
         return [_row(r) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         counts = dict.fromkeys(STATUSES, 0)
         counts.update(dict(rows))
         return counts
 
     def has(self, row_id: str) -> OutboxRow | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM {_ROWS} WHERE id = ?", (row_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM {_ROWS} WHERE id = ?", (row_id,)).fetchone()
         return _row(row) if row else None
 
     def next_due(self) -> datetime | None:
-        with self._lock:
-            row = self._db.execute("SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'").fetchone()
         return _dt(row[0]) if row and row[0] else None
 
+    # -- migration, backup and restore ------------------------------------------------------------------
+    def dump(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row, table by table (TABLES), as plain values; read in one snapshot of the file."""
+        with self._tx() as db:
+            for name, value in db.execute("SELECT name, value FROM secrets ORDER BY name"):
+                yield "secrets", {"name": name, "value": value}
+            for uid, fp, seq, created, modified in db.execute(
+                "SELECT uid, fingerprint, sequence, created, last_modified FROM events ORDER BY uid"
+            ):
+                yield "events", {
+                    "uid": uid, "fingerprint": fp, "sequence": seq, "created": _dt(created),
+                    "last_modified": _dt(modified),
+                }  # fmt: skip
+            for meeting, data, updated in db.execute(
+                "SELECT meeting, data, updated FROM snapshots ORDER BY 1"
+            ):
+                yield "snapshots", {"meeting": meeting, "data": json.loads(data), "updated": _dt(updated)}
+            for key, state, updated in db.execute("SELECT key, state, updated FROM mailings ORDER BY key"):
+                yield "mailings", {"key": key, "state": state, "updated": _dt(updated)}
+            for r in db.execute(
+                "SELECT key, state, fingerprint, updated, notified FROM reviews ORDER BY key"
+            ):
+                yield "reviews", _review_row(_review(r))
+            for r in db.execute(f"SELECT {_COLUMNS} FROM {_ROWS} ORDER BY outbox.rowid"):
+                row = _row(r)
+                yield "outbox", {f: getattr(row, f) for f in _OUTBOX_FIELDS}
 
+    def load(self, rows: Iterable[tuple[str, dict[str, Any]]], *, replace: bool = False) -> dict[str, int]:
+        """Take rows from `dump` (of any store) in one transaction; `replace` empties this store first."""
+        counts = dict.fromkeys(TABLES, 0)
+        with self._tx() as db:
+            if replace:
+                for table in (
+                    "secrets",
+                    "events",
+                    "snapshots",
+                    "mailings",
+                    "reviews",
+                    "outbox",
+                    "outbox_messages",
+                ):
+                    db.execute(f"DELETE FROM {table}")
+            for table, r in rows:
+                if table == "secrets":
+                    db.execute("INSERT INTO secrets VALUES (?, ?)", (r["name"], r["value"]))
+                elif table == "events":
+                    db.execute(
+                        "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                        (
+                            r["uid"],
+                            r["fingerprint"],
+                            r["sequence"],
+                            _ts(r["created"]),
+                            _ts(r["last_modified"]),
+                        ),
+                    )
+                elif table == "snapshots":
+                    data = json.dumps(r["data"], ensure_ascii=False, sort_keys=True)
+                    db.execute(
+                        "INSERT INTO snapshots VALUES (?, ?, ?)", (r["meeting"], data, _ts(r["updated"]))
+                    )
+                elif table == "mailings":
+                    db.execute(
+                        "INSERT INTO mailings VALUES (?, ?, ?)", (r["key"], r["state"], _ts(r["updated"]))
+                    )
+                elif table == "reviews":
+                    db.execute(
+                        "INSERT INTO reviews VALUES (?, ?, ?, ?, ?)",
+                        (
+                            r["key"], r["state"], r["fingerprint"], _ts(r["updated"]),
+                            _ts(r["notified"]) if r["notified"] else None,
+                        ),
+                    )  # fmt: skip
+                elif table == "outbox":
+                    db.execute(
+                        "INSERT INTO outbox (id, mailing, kind, meeting, recipient, revision, status, attempts, "
+                        "last_error, created, updated, next_attempt, sender) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            r["id"], r["mailing"], r["kind"], r["meeting"], r["recipient"], r["revision"],
+                            r["status"], r["attempts"], r["last_error"], _ts(r["created"]), _ts(r["updated"]),
+                            _ts(r["next_attempt"]), r["sender"],
+                        ),
+                    )  # fmt: skip
+                    db.execute("INSERT INTO outbox_messages VALUES (?, ?)", (r["id"], r["message"]))
+                else:
+                    raise StoreError(f"unknown table {table!r} in the state to load")
+                counts[table] += 1
+        return counts
+
+    def is_empty(self) -> bool:
+        with self._read() as db:
+            return not any(db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in TABLES)
+
+    def check(self) -> None:
+        """Read every page (SQLite's quick_check); a damaged store raises StoreError naming the file."""
+        with self._read() as db:
+            problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}); {_RESTORE_HINT}")
+
+    def backup(self, target: str | os.PathLike[str]) -> None:
+        """Copy the store into `target` with SQLite's online backup: consistent while others write."""
+        with self._lock, self._guard():
+            dest = sqlite3.connect(str(target))
+            try:
+                self._db.backup(dest)
+            finally:
+                dest.close()
+
+
+_OUTBOX_FIELDS = (
+    "id", "mailing", "kind", "meeting", "recipient", "revision", "status", "attempts", "last_error",
+    "created", "updated", "next_attempt", "sender", "message",
+)  # fmt: skip
 _ROWS = "outbox JOIN outbox_messages USING (id)"
 _COLUMNS = (
     "id, mailing, kind, meeting, recipient, revision, status, attempts, last_error, "
@@ -378,10 +619,16 @@ def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
     return OutboxRow(**fields)
 
 
+def _review_row(review: ReviewState) -> dict[str, Any]:
+    return {f: getattr(review, f) for f in ("key", "state", "fingerprint", "updated", "notified")}
+
+
 def _review(r: tuple[Any, ...]) -> ReviewState:
     return ReviewState(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]) if r[4] else None)
 
 
-def open_store(directory: str | os.PathLike[str] | None = None) -> SQLiteStore:
+def open_store(
+    directory: str | os.PathLike[str] | None = None, *, lease: timedelta = DEFAULT_LEASE
+) -> SQLiteStore:
     """The default store: `state.db` in the state directory."""
-    return SQLiteStore(state_dir(directory) / "state.db")
+    return SQLiteStore(state_dir(directory) / "state.db", lease=lease)
