@@ -582,7 +582,7 @@ def send(
     _check_recipient_option(loaded, only, "--only")
     store = obj.store()
     now = obj.clock.now()
-    total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only)
+    total = count_recipients(loaded, kind, meeting=meeting, now=now, only=only, store=store)
     if dry_run:
         messages = compose(loaded, kind, meeting=meeting, store=store, now=now, only=only, resend=resend)
         new = [m for m in messages if store.has(m.id) is None]
@@ -1094,6 +1094,69 @@ def hold(obj: Context, key: str) -> None:
 
     d = hold_draft(obj.load(), obj.store(), obj.clock.now(), key)
     click.echo(f"Held {d.entry.key}: it will not go out until `cyclogram approve {d.entry.key}`.")
+
+
+# --- answers: rsvp fetch, attendance ---------------------------------------------------------------------
+
+
+@main.group()
+def rsvp() -> None:
+    """Answers to invitations: read the calendar clients' replies from the organiser's mailbox."""
+
+
+@rsvp.command("fetch")
+@with_context
+def rsvp_fetch(obj: Context) -> None:
+    """Read the mailbox over IMAP (CYCLOGRAM_IMAP_*) and record every invitation reply that checks out."""
+    from scheduler.rsvp.imap import ImapError, fetch_answers, imap_settings
+
+    settings = imap_settings()
+    if settings is None:
+        raise ImapError(
+            "no IMAP server set: set CYCLOGRAM_IMAP_HOST (see the README, Answers to invitations)"
+        )
+    report = fetch_answers(obj.load().project, obj.store(), obj.clock.now(), settings)
+    click.echo(f"{settings.describe()}: {report.summary()}")
+    for line in report.recorded:
+        click.echo(f"  {line}")
+    if report.left:
+        click.echo(f"{len(report.left)} message(s) left in place for a person to look at:")
+        for uid, verdict, lines in report.left:
+            for line in lines or [verdict]:
+                click.echo(f"  UID {uid} ({verdict}): {line}")
+
+
+@main.command()
+@click.argument("meeting")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: counts and attendees.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per school and person.")
+@click.option(
+    "--url", "as_url", is_flag=True, help="Print the private URL of the roster page (for the organiser)."
+)
+@with_context
+def attendance(obj: Context, meeting: str, as_json: bool, as_csv: bool, as_url: bool) -> None:
+    """Who comes to MEETING: per school and person the answer, when, and how it came (link or imap)."""
+    from scheduler.mailings import resolve_meeting
+    from scheduler.rsvp.attendance import roster
+
+    if sum((as_json, as_csv, as_url)) > 1:
+        raise click.UsageError("give one of --json, --csv and --url")
+    project = obj.load().project
+    if as_url:
+        from scheduler.rsvp.links import roster_path
+        from scheduler.tokens import feed_secret
+
+        path = roster_path(feed_secret(obj.store()), resolve_meeting(project, meeting).id)
+        click.echo(str(project.settings.base_url).rstrip("/") + path)
+        return
+    result = roster(project, obj.store(), resolve_meeting(project, meeting))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        return
+    if as_csv:
+        click.echo(result.as_csv(), nl=False)
+        return
+    click.echo(result.as_table(project.zone(project.meeting(meeting))))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .tokens import feed_secret, private_feed_url
 
 __all__ = [
     "ANNOUNCING",
+    "ANSWERABLE",
     "Queued",
     "Target",
     "UnknownRecipientError",
@@ -36,6 +37,8 @@ __all__ = [
 
 # Kinds that tell the schools what the meeting is; after them, the snapshot records what they were told.
 ANNOUNCING = ("invitation", "agenda", "update", "cancellation")
+# Kinds whose mail carries the person's answer links (Yes / No / Maybe).
+ANSWERABLE = ("invitation", "update", "rsvp_reminder")
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def _check_meeting(kind: str, meeting: Meeting) -> None:
             f"meeting {meeting.id!r} is not cancelled: "
             "set `status: cancelled` in its file, then send the cancellation"
         )
-    if kind in ("invitation", "agenda", "reminder", "update") and cancelled:
+    if kind in ("invitation", "agenda", "reminder", "update", "rsvp_reminder") and cancelled:
         raise CyclogramError(f"meeting {meeting.id!r} is cancelled: send a cancellation instead of a {kind}")
     if kind == "summary" and not (meeting.minutes and meeting.minutes.final):
         raise CyclogramError(
@@ -205,6 +208,14 @@ def _documents(
     planned = plan_documents(loaded.directory, loaded.project, meeting, kind, feed_secret(store))
     parts = [mime.attachment(p.content_type, p.name, p.data) for p in planned if p.data is not None]
     return parts, [p.context() for p in planned]
+
+
+def _answer_links(loaded: LoadedConfig, store: StateStore) -> Callable[[str, str], dict[str, str]]:
+    """Each person's signed answer links for a meeting, for the mail to carry."""
+    from .rsvp.links import answer_urls
+
+    secret = feed_secret(store)
+    return lambda meeting_id, email: answer_urls(loaded.project, secret, meeting_id, email)
 
 
 def _revision(store: StateStore, key: str, recipient: str, base: int, resend: bool) -> int:
@@ -236,15 +247,30 @@ def compose(
 
 
 def count_recipients(
-    loaded: LoadedConfig, kind: str, *, meeting: str, now: datetime, only: str | None = None
+    loaded: LoadedConfig,
+    kind: str,
+    *,
+    meeting: str,
+    now: datetime,
+    only: str | None = None,
+    store: StateStore | None = None,
 ) -> int:
-    """How many mailboxes a mailing reaches, without rendering anything (for a confirmation prompt)."""
+    """How many mailboxes a mailing reaches, without rendering anything (for a confirmation prompt).
+
+    With `store`, an rsvp_reminder counts only those who have not answered (whom it goes to).
+    """
     _check_kind(kind)
     project = loaded.project
-    return sum(
-        len(filter_recipients(project, _recipients(project, target), only))
-        for target in _targets(project, kind, meeting, None, now)
-    )
+    total = 0
+    for target in _targets(project, kind, meeting, None, now):
+        recipients = filter_recipients(project, _recipients(project, target), only)
+        if store is not None and target.kind == "rsvp_reminder" and target.meeting is not None:
+            from .rsvp.attendance import not_answered
+
+            silent = not_answered(store, target.meeting.id, [r.email for r in recipients])
+            recipients = [r for r in recipients if r.email.lower() in silent]
+        total += len(recipients)
+    return total
 
 
 def iter_compose(
@@ -269,11 +295,17 @@ def iter_compose(
     project = loaded.project
     env = make_environment(loaded.directory)
     feed_url = _feed_urls(loaded, store)
+    answer_links = _answer_links(loaded, store)
     for target in _targets(project, entry.kind if entry else kind, meeting, entry, now):
         m = target.meeting
         if m is not None and target.kind in MEETING_KINDS:
             _check_meeting(target.kind, m)
         recipients = filter_recipients(project, _recipients(project, target), only)
+        if target.kind == "rsvp_reminder" and m is not None:
+            from .rsvp.attendance import not_answered
+
+            silent = not_answered(store, m.id, [r.email for r in recipients])
+            recipients = [r for r in recipients if r.email.lower() in silent]
         todo = changes
         if target.kind == "update":
             assert m is not None
@@ -306,6 +338,7 @@ def iter_compose(
             context = mail_context(
                 project, target.kind, r, meeting=m, action=target.action, event=target.event,
                 occurrence=target.occurrence, changes=todo, feed_urls=urls, documents=documents,
+                rsvp=answer_links(m.id, r.email) if m is not None and target.kind in ANSWERABLE else None,
             )  # fmt: skip
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
             calendar = None

@@ -337,13 +337,14 @@ def mail_context(
     changes: list[Change] | None = None,
     feed_url: str | None = None,
     feed_urls: Mapping[str, str] | None = None,
+    rsvp: dict[str, str] | None = None,
     documents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything a mail template may use. Every key is always present (StrictUndefined finds typos).
 
     `schools` lists every school the recipient answers for in this mailing, each with its private feed URL
     (from `feed_urls`, by school id); `school` and `feed_url` are the first of them, for templates that
-    speak of one school.
+    speak of one school. `rsvp` holds the person's answer links by answer word (yes, no, maybe) and `page`.
     """
     language = recipient.language
     schools_ctx = []
@@ -383,6 +384,7 @@ def mail_context(
         "action": _action_context(project, action) if action else None,
         "event": event_context(project, event, language, occurrence, local) if event else None,
         "feed_url": feed_url,
+        "rsvp": rsvp,
         "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
     }
 

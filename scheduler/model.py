@@ -65,8 +65,8 @@ NAME_MAX = 300  # a person, a school, a team, a project's short name
 LINE_MAX = 500  # a title, a place, an address, a role
 TEXT_MAX = 20_000  # a goal, a description, notes: several pages of text
 
-# Mailing kinds. The first six concern a meeting; the last two are planned from minutes and the cyclogram.
-MEETING_KINDS = ("invitation", "agenda", "reminder", "update", "cancellation", "summary")
+# Mailing kinds. The first seven concern a meeting; the last two are planned from minutes and the cyclogram.
+MEETING_KINDS = ("invitation", "agenda", "reminder", "update", "cancellation", "summary", "rsvp_reminder")
 KINDS = (*MEETING_KINDS, "action_reminder", "event_reminder")
 
 Language = Literal["ru", "en"]
@@ -284,6 +284,8 @@ class MailingPolicy(_Model):
     summary: MailingRule = MailingRule(days_after=1, at=time(10, 0))
     action_reminder: MailingRule = MailingRule(days_before=3, at=time(9, 0))
     event_reminder: MailingRule = MailingRule(enabled=False, days_before=2, at=time(9, 0))
+    # To those who have not answered the invitation yet (by link or from their calendar).
+    rsvp_reminder: MailingRule = MailingRule(enabled=False, days_before=5, at=time(10, 0))
     update: MailingRule = MailingRule()
     cancellation: MailingRule = MailingRule()
     catch_up_hours: int = Field(

@@ -23,7 +23,7 @@ from .model import (
 
 __all__ = ["PlanEntry", "build_plan", "entry_recipients", "mailing_key", "select"]
 
-SCHEDULED_MEETING_KINDS = ("invitation", "agenda", "reminder")
+SCHEDULED_MEETING_KINDS = ("invitation", "rsvp_reminder", "agenda", "reminder")
 ALL_DAY_HOUR = 9
 
 

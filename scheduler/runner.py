@@ -94,6 +94,7 @@ class Runner:
         ]
         if self.watch:
             tasks.append(asyncio.create_task(self._watch(), name="cyclogram-watch"))
+        tasks.append(asyncio.create_task(self._answers(), name="cyclogram-answers"))
         tasks.append(asyncio.create_task(self._peers(), name="cyclogram-peers"))
         try:
             await self.stop.wait()
@@ -291,6 +292,29 @@ class Runner:
             replace_existing=True,
             misfire_grace_time=None,
         )
+
+    async def _answers(self) -> None:
+        """Every few minutes, the invitation replies in the organiser's mailbox (when IMAP is set up)."""
+        from .rsvp.imap import fetch_answers, imap_settings
+
+        try:
+            settings = imap_settings()
+        except CyclogramError as exc:
+            log.error("action=answers-off error=%r", str(exc))
+            return
+        if settings is None:
+            return
+        log.info("action=answers-on mailbox=%r every=%ds", settings.describe(), settings.interval)
+        while not self.stop.is_set():
+            try:
+                report = await asyncio.to_thread(
+                    fetch_answers, self.service.project, self.store, self.clock.now(), settings
+                )
+                log.info("action=answers-fetched %s", report.summary())
+            except Exception as exc:  # a mailbox that is down must never stop the mailings
+                log.error("action=answers-failed error=%r", str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=settings.interval)
 
     # -- edits ----------------------------------------------------------------------------------------
     def _on_hup(self) -> None:

@@ -25,6 +25,7 @@ from .feeds import Feed, current_feeds
 from .i18n import format_day, format_month, format_span
 from .messages import meeting_when, when_text
 from .model import DateRange, KeyEvent, MeetingStatus, MonthOnly, OnDate, Project, Recurrence
+from .rsvp.pages import AnswerDesk, add_rsvp_routes
 from .templating import make_environment
 from .tokens import feed_secret, private_feed_path, public_feed_url, verify_token, webcal_url
 
@@ -320,11 +321,13 @@ def make_app(
     source: Callable[[], Published | None],
     health: Callable[[], str | None] | None = None,
     organiser: Callable[[web.Request, Published], web.Response | None] | None = None,
+    answers: AnswerDesk | None = None,
 ) -> web.Application:
     """The web application; `source` returns the current build (None while none has succeeded), `health`
     what is wrong with the service (None when nothing is).
 
     `organiser` answers the organiser's private paths (see organiser.py), or None for a wrong token.
+    With `answers`, it also serves the answer pages of the invitations' links (/rsvp/...).
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -354,6 +357,8 @@ def make_app(
         )
 
     app = web.Application()
+    if answers is not None:
+        add_rsvp_routes(app, source, answers)  # before the catch-all: routes match in order
     app.router.add_get("/{tail:.*}", handle, allow_head=True)
     return app
 
@@ -425,12 +430,18 @@ class FeedServer:
         # What the service reports as wrong (a stopped delivery); /healthz answers 503 with it.
         self.health: Callable[[], str | None] = lambda: None
         self._config_dir = config_dir
-        self.app = make_app(lambda: self._published, lambda: self.health(), self._organiser)
+        self.app = make_app(
+            lambda: self._published,
+            lambda: self.health(),
+            self._organiser,
+            AnswerDesk(store, clock, self._env),
+        )
 
     def _organiser(self, request: web.Request, pub: Published) -> web.Response | None:
         """The organiser's page (rendered at each request: the outbox moves) or their all-items feed."""
         from .feeds import ORGANISER_FEED
         from .organiser import organiser_context, render_organiser, resolve_organiser
+        from .rsvp.attendance import answers_overview
 
         what = resolve_organiser(pub.secret, request.path)
         if what == "feed":
@@ -441,6 +452,7 @@ class FeedServer:
         if what != "page":
             return None
         context = organiser_context(pub.project, self._store, self._clock.now(), self._config_dir)
+        context["answers"] = answers_overview(pub.project, self._store, self._clock.now(), pub.secret)
         body = render_organiser(self._env, context)
         return web.Response(
             body=body,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.loaders import split_template_path
@@ -213,6 +213,12 @@ def _index_problems(directory: Path, env: jinja2.Environment) -> list[Problem]:
     return []
 
 
+def _sample_links(project: Any, meeting: str, email: str) -> dict[str, str]:
+    from .rsvp.links import answer_urls
+
+    return answer_urls(project, "validate", meeting, email)
+
+
 def _render_problems(
     loaded: LoadedConfig, env: jinja2.Environment, used: dict[str, set[str]], languages: list[str]
 ) -> list[Problem]:
@@ -269,6 +275,9 @@ def _render_problems(
                             action=action if kind == "action_reminder" else None,
                             event=event if kind == "event_reminder" else None, changes=changes,
                             feed_urls=dict.fromkeys(ids, str(project.settings.base_url)),
+                            rsvp=_sample_links(project, meeting.id, recipient.email)
+                            if meeting is not None and kind in ("invitation", "update", "rsvp_reminder")
+                            else None,
                         )  # fmt: skip
                         render_templates(env, name, lang, context)
                 except TemplateProblem as exc:

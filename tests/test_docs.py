@@ -47,7 +47,7 @@ def test_every_command_is_documented():
 
 def test_every_environment_variable_is_documented():
     block = _block("env")
-    sources = Path(__file__).resolve().parent.parent.glob("scheduler/*.py")
+    sources = Path(__file__).resolve().parent.parent.glob("scheduler/**/*.py")
     used = set()
     for path in sources:
         used |= set(re.findall(r"CYCLOGRAM_[A-Z_]+", path.read_text(encoding="utf-8")))

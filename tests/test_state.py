@@ -209,7 +209,16 @@ def test_dump_and_load_move_everything(store, tmp_path):
     rows = list(store.dump())
     copy = SQLiteStore(tmp_path / "copy.db")
     counts = copy.load(iter(rows))
-    assert counts == {"secrets": 1, "events": 1, "snapshots": 1, "mailings": 1, "reviews": 1, "outbox": 3}
+    assert counts == {
+        "secrets": 1,
+        "events": 1,
+        "snapshots": 1,
+        "mailings": 1,
+        "reviews": 1,
+        "outbox": 3,
+        "answers": 0,
+        "imap_seen": 0,
+    }
     assert list(copy.dump()) == rows
     assert copy.outbox_counts() == {"queued": 1, "sending": 0, "sent": 1, "failed": 1}
     assert store.load(copy.dump(), replace=True) == counts and list(store.dump()) == rows

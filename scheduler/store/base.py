@@ -17,9 +17,11 @@ __all__ = [
     "DATABASE_ENV",
     "DEFAULT_LEASE",
     "LEASE_ENV",
+    "PARTSTATS",
     "STATE_ENV",
     "STATUSES",
     "TABLES",
+    "Answer",
     "EventState",
     "NewMessage",
     "OutboxRow",
@@ -35,11 +37,12 @@ STATE_ENV = "CYCLOGRAM_STATE"
 DATABASE_ENV = "CYCLOGRAM_DATABASE_URL"
 LEASE_ENV = "CYCLOGRAM_OUTBOX_LEASE_SECONDS"
 STATUSES = ("queued", "sending", "sent", "failed")
+PARTSTATS = ("ACCEPTED", "DECLINED", "TENTATIVE")  # the answers a person can give (RFC 5545 PARTSTAT)
 # Longer than one SMTP transaction can take (connect and send time out after 30 s each by default), so a
 # row is taken from its deliverer only when that deliverer is gone.
 DEFAULT_LEASE = timedelta(minutes=5)
 # What a store holds, in the order `dump` yields it and `load` takes it (migration, backup, restore).
-TABLES = ("secrets", "events", "snapshots", "mailings", "reviews", "outbox")
+TABLES = ("secrets", "events", "snapshots", "mailings", "reviews", "outbox", "answers", "imap_seen")
 
 
 class StoreError(CyclogramError):
@@ -124,6 +127,19 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A person's answer to a meeting's invitation: one per (meeting, address), the latest given."""
+
+    meeting: str
+    email: str  # lower case: a person is their address, whichever case a client writes it in
+    partstat: str  # one of PARTSTATS
+    at: datetime  # when the person answered (the reply's DTSTAMP, or the moment the link was posted)
+    via: str  # "link" or "imap"
+    sequence: int | None = None  # the SEQUENCE the reply answered (imap only)
+    detail: str | None = None  # where it came from: the IMAP folder and UID
+
+
+@dataclass(frozen=True)
 class ReviewState:
     """Where one held mailing stands: drafted, approved (of this content), held, or withdrawn by an edit.
 
@@ -198,5 +214,14 @@ class StateStore(Protocol):
         self, rows: Iterable[tuple[str, dict[str, Any]]], *, replace: bool = False
     ) -> dict[str, int]: ...
     def is_empty(self) -> bool: ...
+
+    # answers to invitations (by link or from a calendar client's iTIP REPLY)
+    def sent_to(self, meeting: str, recipient: str) -> list[OutboxRow]: ...
+    def record_answer(self, answer: Answer) -> bool: ...
+    def answers(self, meeting: str | None = None) -> list[Answer]: ...
+    def imap_seen(self, mailbox: str, uidvalidity: int) -> dict[int, str]: ...
+    def mark_imap_seen(
+        self, mailbox: str, uidvalidity: int, uid: int, outcome: str, detail: str, now: datetime
+    ) -> None: ...
 
     def close(self) -> None: ...

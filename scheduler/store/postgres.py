@@ -11,8 +11,10 @@ from typing import Any
 
 from .base import (
     DEFAULT_LEASE,
+    PARTSTATS,
     STATUSES,
     TABLES,
+    Answer,
     EventState,
     NewMessage,
     OutboxRow,
@@ -60,6 +62,19 @@ _SCHEMA = [
         key TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL,
         updated TIMESTAMPTZ NOT NULL, notified TIMESTAMPTZ
     );
+    """,
+    # version 3: answers to invitations, and the IMAP messages already read (by UIDVALIDITY and UID)
+    """
+    CREATE TABLE answers (
+        meeting TEXT NOT NULL, email TEXT NOT NULL, partstat TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
+        via TEXT NOT NULL, sequence INTEGER, detail TEXT, PRIMARY KEY (meeting, email)
+    );
+    CREATE TABLE imap_seen (
+        mailbox TEXT NOT NULL, uidvalidity BIGINT NOT NULL, uid BIGINT NOT NULL,
+        outcome TEXT NOT NULL, detail TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX outbox_sent_to ON outbox (meeting, lower(recipient));
     """,
 ]
 
@@ -475,6 +490,62 @@ class PostgresStore:
         )
         return row[0] if row else None
 
+    # -- answers ---------------------------------------------------------------------------------------
+    def sent_to(self, meeting: str, recipient: str) -> list[OutboxRow]:
+        """The messages about a meeting delivered to one address (any case), oldest first."""
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM {_ROWS} WHERE o.meeting = %s AND o.status = 'sent' "
+            "AND lower(o.recipient) = lower(%s) ORDER BY o.created, o.id",
+            (meeting, recipient),
+        )
+        return [_row(r) for r in rows]
+
+    def record_answer(self, answer: Answer) -> bool:
+        """Keep the person's latest answer, in one statement: an older one (a reply read late), or the same
+        one again, changes nothing. Returns whether the recorded answer changed."""
+        if answer.partstat not in PARTSTATS:
+            raise ValueError(f"not an answer: {answer.partstat!r}")
+        with self._auto() as conn:
+            row = conn.execute(
+                "INSERT INTO answers AS a VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (meeting, email) DO UPDATE SET partstat = excluded.partstat, at = excluded.at, "
+                "via = excluded.via, sequence = excluded.sequence, detail = excluded.detail "
+                "WHERE excluded.at > a.at OR (excluded.at = a.at AND excluded.partstat <> a.partstat) "
+                "RETURNING 1",
+                (
+                    answer.meeting, answer.email.lower(), answer.partstat, _ts(answer.at), answer.via,
+                    answer.sequence, answer.detail,
+                ),
+            ).fetchone()  # fmt: skip
+        return row is not None
+
+    def answers(self, meeting: str | None = None) -> list[Answer]:
+        query = "SELECT meeting, email, partstat, at, via, sequence, detail FROM answers"
+        args: tuple[Any, ...] = ()
+        if meeting is not None:
+            query += " WHERE meeting = %s"
+            args = (meeting,)
+        rows = self._all(query + " ORDER BY meeting, email", args)
+        return [Answer(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def imap_seen(self, mailbox: str, uidvalidity: int) -> dict[int, str]:
+        rows = self._all(
+            "SELECT uid, outcome FROM imap_seen WHERE mailbox = %s AND uidvalidity = %s",
+            (mailbox, uidvalidity),
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def mark_imap_seen(
+        self, mailbox: str, uidvalidity: int, uid: int, outcome: str, detail: str, now: datetime
+    ) -> None:
+        with self._auto() as conn:
+            conn.execute(
+                "INSERT INTO imap_seen VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (mailbox, uidvalidity, uid) DO UPDATE SET "
+                "outcome = excluded.outcome, detail = excluded.detail, at = excluded.at",
+                (mailbox, uidvalidity, uid, outcome, detail, _ts(now)),
+            )
+
     # -- migration, backup and restore ------------------------------------------------------------------
     def dump(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every row, table by table (TABLES), as plain values, from one consistent snapshot."""
@@ -507,6 +578,20 @@ class PostgresStore:
                 for r in cur:
                     row = _row(r)
                     yield "outbox", {f: getattr(row, f) for f in _OUTBOX_FIELDS}
+            for r in conn.execute(
+                "SELECT meeting, email, partstat, at, via, sequence, detail FROM answers ORDER BY meeting, email"
+            ).fetchall():
+                yield "answers", {
+                    "meeting": r[0], "email": r[1], "partstat": r[2], "at": r[3], "via": r[4],
+                    "sequence": r[5], "detail": r[6],
+                }  # fmt: skip
+            for r in conn.execute(
+                "SELECT mailbox, uidvalidity, uid, outcome, detail, at FROM imap_seen ORDER BY 1, 2, 3"
+            ).fetchall():
+                yield "imap_seen", {
+                    "mailbox": r[0], "uidvalidity": r[1], "uid": r[2], "outcome": r[3], "detail": r[4],
+                    "at": r[5],
+                }  # fmt: skip
 
     def load(self, rows: Iterable[tuple[str, dict[str, Any]]], *, replace: bool = False) -> dict[str, int]:
         """Take rows from `dump` (of any store) in one transaction; `replace` empties this store first."""
@@ -516,7 +601,7 @@ class PostgresStore:
         with self._tx() as conn:
             if replace:
                 conn.execute(
-                    "TRUNCATE secrets, events, snapshots, mailings, reviews, outbox, outbox_messages"
+                    "TRUNCATE secrets, events, snapshots, mailings, reviews, outbox, outbox_messages, answers, imap_seen"
                 )
             for table, r in rows:
                 if table == "secrets":
@@ -563,6 +648,19 @@ class PostgresStore:
                         ),
                     )  # fmt: skip
                     conn.execute("INSERT INTO outbox_messages VALUES (%s, %s)", (r["id"], r["message"]))
+                elif table == "answers":
+                    conn.execute(
+                        "INSERT INTO answers VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (
+                            r["meeting"], r["email"], r["partstat"], _ts(r["at"]), r["via"], r["sequence"],
+                            r["detail"],
+                        ),
+                    )  # fmt: skip
+                elif table == "imap_seen":
+                    conn.execute(
+                        "INSERT INTO imap_seen VALUES (%s, %s, %s, %s, %s, %s)",
+                        (r["mailbox"], r["uidvalidity"], r["uid"], r["outcome"], r["detail"], _ts(r["at"])),
+                    )
                 else:
                     raise StoreError(f"unknown table {table!r} in the state to load")
                 counts[table] += 1

@@ -15,8 +15,10 @@ from typing import Any
 
 from .base import (
     DEFAULT_LEASE,
+    PARTSTATS,
     STATUSES,
     TABLES,
+    Answer,
     EventState,
     NewMessage,
     OutboxRow,
@@ -63,6 +65,19 @@ _SCHEMA = [
     # version 4: which configuration each running instance applies
     """
     CREATE TABLE instances (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, seen TEXT NOT NULL);
+    """,
+    # version 5: answers to invitations, and the IMAP messages already read (by UIDVALIDITY and UID)
+    """
+    CREATE TABLE answers (
+        meeting TEXT NOT NULL, email TEXT NOT NULL, partstat TEXT NOT NULL, at TEXT NOT NULL,
+        via TEXT NOT NULL, sequence INTEGER, detail TEXT, PRIMARY KEY (meeting, email)
+    );
+    CREATE TABLE imap_seen (
+        mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+        outcome TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX outbox_sent_to ON outbox (meeting, recipient COLLATE NOCASE);
     """,
 ]
 
@@ -476,6 +491,78 @@ class SQLiteStore:
             row = db.execute("SELECT MIN(next_attempt) FROM outbox WHERE status = 'queued'").fetchone()
         return _dt(row[0]) if row and row[0] else None
 
+    # -- answers ---------------------------------------------------------------------------------------
+    def sent_to(self, meeting: str, recipient: str) -> list[OutboxRow]:
+        """The messages about a meeting delivered to one address (any case), oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM {_ROWS} WHERE meeting = ? AND status = 'sent' "
+                "AND recipient = ? COLLATE NOCASE ORDER BY created, id",
+                (meeting, recipient),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def record_answer(self, answer: Answer) -> bool:
+        """Keep the person's latest answer; an older one (a reply read late) changes nothing.
+
+        Returns whether the recorded answer changed. The same answer read twice (a message fetched
+        again after its folder's UIDVALIDITY changed) is no change, so every answer counts once.
+        """
+        if answer.partstat not in PARTSTATS:
+            raise ValueError(f"not an answer: {answer.partstat!r}")
+        email = answer.email.lower()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT partstat, at FROM answers WHERE meeting = ? AND email = ?", (answer.meeting, email)
+            ).fetchone()
+            if row is not None:
+                old_at = _dt(row[1])
+                if answer.at < old_at or (answer.at == old_at and answer.partstat == row[0]):
+                    return False
+            db.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(meeting, email) DO UPDATE SET "
+                "partstat = excluded.partstat, at = excluded.at, via = excluded.via, "
+                "sequence = excluded.sequence, detail = excluded.detail",
+                (
+                    answer.meeting,
+                    email,
+                    answer.partstat,
+                    _ts(answer.at),
+                    answer.via,
+                    answer.sequence,
+                    answer.detail,
+                ),
+            )
+            return True
+
+    def answers(self, meeting: str | None = None) -> list[Answer]:
+        query = "SELECT meeting, email, partstat, at, via, sequence, detail FROM answers"
+        args: tuple[Any, ...] = ()
+        if meeting is not None:
+            query += " WHERE meeting = ?"
+            args = (meeting,)
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY meeting, email", args).fetchall()
+        return [Answer(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def imap_seen(self, mailbox: str, uidvalidity: int) -> dict[int, str]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT uid, outcome FROM imap_seen WHERE mailbox = ? AND uidvalidity = ?",
+                (mailbox, uidvalidity),
+            ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
+    def mark_imap_seen(
+        self, mailbox: str, uidvalidity: int, uid: int, outcome: str, detail: str, now: datetime
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO imap_seen VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(mailbox, uidvalidity, uid) "
+                "DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, at = excluded.at",
+                (mailbox, uidvalidity, uid, outcome, detail, _ts(now)),
+            )
+
     # -- migration, backup and restore ------------------------------------------------------------------
     def dump(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every row, table by table (TABLES), as plain values; read in one snapshot of the file."""
@@ -502,6 +589,20 @@ class SQLiteStore:
             for r in db.execute(f"SELECT {_COLUMNS} FROM {_ROWS} ORDER BY outbox.rowid"):
                 row = _row(r)
                 yield "outbox", {f: getattr(row, f) for f in _OUTBOX_FIELDS}
+            for r in db.execute(
+                "SELECT meeting, email, partstat, at, via, sequence, detail FROM answers ORDER BY meeting, email"
+            ):
+                yield "answers", {
+                    "meeting": r[0], "email": r[1], "partstat": r[2], "at": _dt(r[3]), "via": r[4],
+                    "sequence": r[5], "detail": r[6],
+                }  # fmt: skip
+            for r in db.execute(
+                "SELECT mailbox, uidvalidity, uid, outcome, detail, at FROM imap_seen ORDER BY 1, 2, 3"
+            ):
+                yield "imap_seen", {
+                    "mailbox": r[0], "uidvalidity": r[1], "uid": r[2], "outcome": r[3], "detail": r[4],
+                    "at": _dt(r[5]),
+                }  # fmt: skip
 
     def load(self, rows: Iterable[tuple[str, dict[str, Any]]], *, replace: bool = False) -> dict[str, int]:
         """Take rows from `dump` (of any store) in one transaction; `replace` empties this store first."""
@@ -516,6 +617,8 @@ class SQLiteStore:
                     "reviews",
                     "outbox",
                     "outbox_messages",
+                    "answers",
+                    "imap_seen",
                 ):
                     db.execute(f"DELETE FROM {table}")
             for table, r in rows:
@@ -561,6 +664,19 @@ class SQLiteStore:
                         ),
                     )  # fmt: skip
                     db.execute("INSERT INTO outbox_messages VALUES (?, ?)", (r["id"], r["message"]))
+                elif table == "answers":
+                    db.execute(
+                        "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            r["meeting"], r["email"], r["partstat"], _ts(r["at"]), r["via"], r["sequence"],
+                            r["detail"],
+                        ),
+                    )  # fmt: skip
+                elif table == "imap_seen":
+                    db.execute(
+                        "INSERT INTO imap_seen VALUES (?, ?, ?, ?, ?, ?)",
+                        (r["mailbox"], r["uidvalidity"], r["uid"], r["outcome"], r["detail"], _ts(r["at"])),
+                    )
                 else:
                     raise StoreError(f"unknown table {table!r} in the state to load")
                 counts[table] += 1
