@@ -967,6 +967,14 @@ def _export_command(kind: str, doc: str) -> None:
             raise click.UsageError("name a file to write: --xlsx FILE and/or --csv FILE")
         project = obj.load().project
         answers = None
+        if kind == "attendance" and (obj.state_path / "state.db").exists():
+            from scheduler.tables.exporting import Answer
+
+            store = obj.store()
+
+            def answers(meeting: Any) -> dict[str, Answer]:  # the answers recorded by link or IMAP
+                return {a.email.lower(): Answer(a.partstat, a.at) for a in store.answers(meeting.id)}
+
         table = table_for(kind, project, now=obj.clock.now(), done=_known_states(obj), answers=answers)
         for path in export_table(table, xlsx=xlsx, csv_path=csv_path):
             click.echo(f"{path}: {len(table.rows)} row(s)")

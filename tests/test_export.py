@@ -126,3 +126,18 @@ def test_english_export_reimports_unchanged(config_copy: Path, tmp_path: Path, e
     result = import_participants(config_copy, tmp_path / "p.csv")
     assert result.diff == "" and len(result.unchanged) == 5
     assert (config_copy / "participants.yaml").read_bytes() == before
+
+
+def test_attendance_export_reads_the_recorded_answers(config_copy: Path, tmp_path: Path) -> None:
+    from scheduler.store import Answer as StoredAnswer
+    from scheduler.store import SQLiteStore
+
+    (tmp_path / "var").mkdir()
+    store = SQLiteStore(tmp_path / "var" / "state.db")
+    store.record_answer(StoredAnswer("heads-2020-09", "head@gym3.example.org", "TENTATIVE", NOW, "link"))
+    store.close()
+    out = _cli(config_copy, tmp_path / "var", "export", "attendance", "--csv", str(tmp_path / "a.csv"))
+    assert out.exit_code == 0, out.output
+    rows = {(r[0], r[5]): r for r in _read_csv((tmp_path / "a.csv").read_bytes())[1:]}
+    assert rows[("heads-2020-09", "head@gym3.example.org")][6] == "возможно"
+    assert rows[("heads-2020-09", "head@school2.example.org")][6] == "нет ответа"
