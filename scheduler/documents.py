@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -42,6 +44,9 @@ OUTBOX_NOTE = 1024**3  # validate notes a mailing whose attachments would fill t
 
 # mimetypes reads the system's tables, which differ between machines and lack the office formats on
 # some; the types the organisers actually send are fixed here.
+# The folder a non-public meeting's documents are copied into: named by its token (see tokens.py).
+_TOKEN_DIR = re.compile(r"[A-Za-z0-9_-]{32}")
+
 _TYPES = {
     ".pdf": "application/pdf",
     ".doc": "application/msword",
@@ -201,13 +206,16 @@ def plan_documents(
 def write_documents(directory: Path, project: Project, secret: str, out: Path) -> tuple[int, list[str]]:
     """Copy every document to OUT at its URL's path, for a static web server; unchanged files stay.
 
-    Returns how many documents there are and the relative paths written.
+    Returns how many documents there are and the relative paths written. Copies under a token that is no
+    longer current (after `feeds rotate-secret`, or a document removed) are deleted: a static server would
+    otherwise keep serving revoked URLs.
     """
-    total, written = 0, []
+    total, written, current = 0, [], set()
     for meeting in project.meetings:
         for _, doc in documents_of(meeting):
             source = resolve(directory, doc)
             rel = document_path(secret, meeting, doc).lstrip("/")
+            current.add(rel)
             target = out / rel
             total += 1
             data = source.read_bytes()
@@ -224,7 +232,20 @@ def write_documents(directory: Path, project: Project, secret: str, out: Path) -
                 Path(tmp).unlink(missing_ok=True)
                 raise
             written.append(rel)
+    _prune_revoked(out, current)
     return total, written
+
+
+def _prune_revoked(out: Path, current: set[str]) -> None:
+    """Delete document copies in token folders (documents/<meeting>/<token>/) that no URL names now."""
+    for folder in sorted((out / "documents").glob("*/*/")):
+        if not _TOKEN_DIR.fullmatch(folder.name):
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.relative_to(out).as_posix() not in current:
+                path.unlink()
+        with contextlib.suppress(OSError):  # still holds current documents
+            folder.rmdir()
 
 
 # --- validate ---------------------------------------------------------------------------------------------

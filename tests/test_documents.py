@@ -563,3 +563,17 @@ def test_the_limit_counts_files_as_sent(config_copy: Path, tmp_path: Path, edit)
         loaded, "invitation", meeting="summing-up-2021-05", store=SQLiteStore(tmp_path / "s.db"), now=NOW
     )
     assert all(len(m.message) < 2 * size * 1.2 for m in messages)
+
+
+def test_feeds_build_removes_copies_under_revoked_tokens(config_copy: Path, documented, tmp_path) -> None:
+    out_dir = tmp_path / "site"
+    assert _run(config_copy, tmp_path / "var", "feeds", "build", "--out", str(out_dir)).exit_code == 0
+    before = {p for p in (out_dir / "documents").glob("*/*/*") if p.is_file()}
+    assert before, "the fixture has documents of a meeting that is not public"
+    rotated = _run(config_copy, tmp_path / "var", "feeds", "rotate-secret", "--yes")
+    assert rotated.exit_code == 0, rotated.output
+    assert _run(config_copy, tmp_path / "var", "feeds", "build", "--out", str(out_dir)).exit_code == 0
+    after = {p for p in (out_dir / "documents").glob("*/*/*") if p.is_file()}
+    assert after and not (before & after)  # every copy moved to the new token; none left at the old
+    assert all(p.parent.is_dir() for p in after)
+    assert not any(p.parent.exists() for p in before)
