@@ -250,12 +250,15 @@ def with_context(f: F) -> F:
 @with_context
 def validate(obj: Context) -> None:
     """Check the configuration and its templates; print every problem found."""
+    from scheduler.documents import document_notes
     from scheduler.validation import validate_all
 
     loaded = validate_all(obj.config_path)
     for warning in loaded.warnings:
         click.echo(_("warning: {warning}").format(warning=warning), err=True)
     p = loaded.project
+    for note in document_notes(loaded):
+        click.echo(_("note: {note}").format(note=note), err=True)
     counts = ", ".join(
         (
             ngettext("{n} school", "{n} schools", len(p.schools)).format(n=len(p.schools)),
@@ -437,8 +440,10 @@ def feeds() -> None:
 @with_context
 def feeds_build(obj: Context, out: Path, layout: str) -> None:
     """Write every feed as a file (atomically; unchanged files are left untouched)."""
+    from scheduler.documents import write_documents
     from scheduler.feeds import current_feeds, write_feeds
     from scheduler.templating import make_environment
+    from scheduler.tokens import feed_secret
 
     loaded = obj.load()
     env = make_environment(loaded.directory)
@@ -465,6 +470,9 @@ def feeds_build(obj: Context, out: Path, layout: str) -> None:
         )
         + (_(", {n} revoked removed").format(n=len(removed)) if removed else "")
     )
+    total, copied = write_documents(loaded.directory, loaded.project, feed_secret(obj.store()), out)
+    if total:
+        click.echo(f"{out / 'documents'}: {total} documents, {len(copied)} written")
 
 
 @feeds.command("urls")
@@ -1043,6 +1051,100 @@ def simulate(
     )
     if result.failed:
         raise SystemExit(1)
+
+
+# --- import and export: tables in and out -----------------------------------------------------------------
+
+
+@main.group("import")
+def import_() -> None:
+    """Read the organisers' tables into the configuration."""
+
+
+@import_.command("participants")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sheet", metavar="NAME", help="Sheet of an .xlsx workbook (default: the first).")
+@click.option(
+    "--map",
+    "mapping",
+    metavar="COLUMN=FIELD",
+    multiple=True,
+    help="Read a column the headers do not name: FIELD is id, name, short_name, head, email, language, "
+    "team or ignore; COLUMN is its header or letter. Repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the changes as a diff; write nothing.")
+@click.option("--skip-bad", is_flag=True, help="Import the good rows and report the bad ones.")
+@with_context
+def import_participants_cmd(
+    obj: Context, file: Path, sheet: str | None, mapping: tuple[str, ...], dry_run: bool, skip_bad: bool
+) -> None:
+    """Add and update schools in participants.yaml from an .xlsx or .csv table."""
+    from scheduler.tables.importing import describe, import_participants, parse_map
+    from scheduler.tables.reading import TableFormatError
+
+    try:
+        result = import_participants(
+            obj.config_path, file, sheet=sheet, mapping=parse_map(mapping), skip_bad=skip_bad,
+            dry_run=dry_run,
+        )  # fmt: skip
+    except TableFormatError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    for problem in result.skipped:
+        click.echo(f"skipped: {describe(problem)}", err=True)
+    if dry_run:
+        click.echo(result.diff, nl=False)
+    verb = "would add" if dry_run else "added"
+    click.echo(
+        f"{verb} {len(result.added)}, {'would update' if dry_run else 'updated'} {len(result.updated)}, "
+        f"unchanged {len(result.unchanged)} school(s)"
+        + (f"; new teams: {', '.join(result.teams_added)}" if result.teams_added else "")
+    )
+    for school_id, fields in result.updated.items():
+        click.echo(f"  {school_id}: {', '.join(fields)}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.not_in_table:
+        click.echo(f"not in the table (kept): {', '.join(result.not_in_table)}")
+    if result.written:
+        click.echo(f"{obj.config_path / 'participants.yaml'} updated; `cyclogram validate` passes")
+
+
+@main.group("export")
+def export_() -> None:
+    """Write tables for the organisers' own reports."""
+
+
+def _export_command(kind: str, doc: str) -> None:
+    @export_.command(kind, help=doc)
+    @click.option("--xlsx", type=click.Path(dir_okay=False, path_type=Path), help="Write an .xlsx workbook.")
+    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a CSV.")
+    @with_context
+    def command(obj: Context, xlsx: Path | None, csv_path: Path | None) -> None:
+        from scheduler.tables.exporting import export_table, table_for
+
+        if xlsx is None and csv_path is None:
+            raise click.UsageError("name a file to write: --xlsx FILE and/or --csv FILE")
+        project = obj.load().project
+        answers = None
+        if kind == "attendance" and (obj.state_path / "state.db").exists():
+            from scheduler.tables.exporting import Answer
+
+            store = obj.store()
+
+            def answers(meeting: Any) -> dict[str, Answer]:  # the answers recorded by link or IMAP
+                return {a.email.lower(): Answer(a.partstat, a.at) for a in store.answers(meeting.id)}
+
+        table = table_for(kind, project, now=obj.clock.now(), done=_known_states(obj), answers=answers)
+        for path in export_table(table, xlsx=xlsx, csv_path=csv_path):
+            click.echo(f"{path}: {len(table.rows)} row(s)")
+
+
+_export_command("participants", "The schools, their heads, languages and teams (the columns import reads).")
+_export_command("plan", "The year's mailings with their time, recipients and state.")
+_export_command(
+    "attendance", "Per meeting, invited school and person: the answer given and attendance from the minutes."
+)
 
 
 # --- state (the store: backup, restore, migration) -------------------------------------------------------

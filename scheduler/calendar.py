@@ -106,6 +106,11 @@ def meeting_fingerprint(project: Project, meeting: Meeting) -> str:
     )
     data["zone"] = project.zone(meeting).key
     data["organizer"] = project.settings.organizer.model_dump(mode="json")
+    from .documents import content_type, documents_of
+
+    attached = [(d.file, content_type(d.file)) for _, d in documents_of(meeting)]
+    if attached:  # the ATTACH lines; a meeting without documents keeps the fingerprint it always had
+        data["documents"] = attached
     return _digest(data)
 
 
@@ -188,8 +193,12 @@ def meeting_event(
     language: str,
     *,
     env: jinja2.Environment | None = None,
+    secret: str | None = None,
 ) -> Event:
-    """A complete VEVENT for one meeting, without METHOD or ATTENDEE (invitations add those)."""
+    """A complete VEVENT for one meeting, without METHOD or ATTENDEE (invitations add those).
+
+    `secret` gives the links to a non-public meeting's documents (ATTACH); without it they are left out.
+    """
     uid = uid_for(project, "meeting", meeting.id)
     start, end = project.meeting_start(meeting), project.meeting_end(meeting)
     ev = Event()
@@ -223,8 +232,23 @@ def meeting_event(
     ev.add("STATUS", "CANCELLED" if meeting.status is MeetingStatus.cancelled else "CONFIRMED")
     ev.add("TRANSP", "OPAQUE")
     ev.add("CLASS", "PUBLIC")
+    _attach_documents(ev, project, meeting, secret)
     assign_eras(ev)
     return ev
+
+
+def _attach_documents(ev: Event, project: Project, meeting: Meeting, secret: str | None) -> None:
+    """ATTACH;FMTTYPE=...:URL for each document of the meeting (RFC 5545 3.8.1.1), where it is served."""
+    from .documents import content_type, document_url, documents_of, is_public
+
+    if secret is None and not is_public(meeting):
+        return
+    for _, doc in documents_of(meeting):
+        ev.add(
+            "ATTACH",
+            document_url(project, secret, meeting, doc),
+            parameters={"FMTTYPE": content_type(doc.file)},
+        )
 
 
 FAR_YEAR = 2040  # a year whose rules stand for "the zone's rules from now on"
@@ -461,6 +485,7 @@ def calendar_items(
     *,
     now: datetime | None = None,
     env: jinja2.Environment | None = None,
+    secret: str | None = None,
 ) -> list[CalendarItem]:
     """Every meeting, key event and action item; DTSTAMP is each item's LAST-MODIFIED unless `now` is given.
 
@@ -471,7 +496,7 @@ def calendar_items(
     for meeting in project.meetings:
         uid = uid_for(project, "meeting", meeting.id)
         st = states[uid]
-        comp = meeting_event(project, meeting, st, now or st.last_modified, language, env=env)
+        comp = meeting_event(project, meeting, st, now or st.last_modified, language, env=env, secret=secret)
         items.append(CalendarItem(uid, "meeting", meeting.id, meeting.audience, comp, meeting.id))
     for event in project.all_events():
         uid = uid_for(project, "event", event.id)

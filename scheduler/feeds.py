@@ -122,13 +122,17 @@ def build_feeds(
     now: datetime,
     *,
     env: jinja2.Environment | None = None,
+    secret: str | None = None,
 ) -> dict[str, Feed]:
-    """Every feed by its relative path; the same model and states give the same bytes."""
+    """Every feed by its relative path; the same model and states give the same bytes.
+
+    `secret` lets items link the documents of meetings that are not public (ATTACH).
+    """
     by_language: dict[str, list[CalendarItem]] = {}
 
     def items(language: str) -> list[CalendarItem]:
         if language not in by_language:
-            every = calendar_items(project, states, language, env=env)
+            every = calendar_items(project, states, language, env=env, secret=secret)
             by_language[language] = [i for i in every if _visible(project, i, now)]
         return by_language[language]
 
@@ -231,7 +235,9 @@ def current_feeds(
     store: StateStore, project: Project, now: datetime, *, env: jinja2.Environment | None = None
 ) -> dict[str, Feed]:
     """At the edge: record sequences in the store, then build every feed."""
-    return build_feeds(project, event_states(store, project, now), now, env=env)
+    from .tokens import feed_secret
+
+    return build_feeds(project, event_states(store, project, now), now, env=env, secret=feed_secret(store))
 
 
 def write_feeds(feeds: dict[str, Feed], out: Path, progress: Progress | None = None) -> list[str]:

@@ -47,13 +47,14 @@ def imip_template(
     now: datetime,
     language: str,
     env: jinja2.Environment | None = None,
+    secret: str | None = None,
 ) -> bytes:
     """The calendar of one mailing in one language, before it is addressed (see `address_to`)."""
     if method not in METHODS:
         raise ValueError(f"unsupported iTIP method {method!r}")
     if method == "CANCEL" and meeting.status != MeetingStatus.cancelled:
         raise ValueError("a CANCEL needs the meeting marked cancelled (its STATUS must say so)")
-    event = meeting_event(project, meeting, state, now, language, env=env)
+    event = meeting_event(project, meeting, state, now, language, env=env, secret=secret)
     cal = wrap_calendar(
         project,
         [event],

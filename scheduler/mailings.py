@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from . import mime
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
 from .errors import CyclogramError, UnknownNameError, UnknownTargetError
@@ -203,6 +205,21 @@ def _feed_urls(loaded: LoadedConfig, store: StateStore) -> Callable[[str], str]:
     return lambda school_id: private_feed_url(loaded.project, secret, "school", school_id)
 
 
+def _documents(
+    loaded: LoadedConfig, store: StateStore, meeting: Meeting | None, kind: str
+) -> tuple[list[mime.Part], list[dict[str, Any]]]:
+    """The meeting's documents for one mailing: MIME parts of those attached, and what the text says."""
+    if meeting is None or kind not in MEETING_KINDS:
+        return [], []
+    from .documents import documents_of, plan_documents
+
+    if not documents_of(meeting, kind):
+        return [], []
+    planned = plan_documents(loaded.directory, loaded.project, meeting, kind, feed_secret(store))
+    parts = [mime.attachment(p.content_type, p.name, p.data) for p in planned if p.data is not None]
+    return parts, [p.context() for p in planned]
+
+
 def _answer_links(loaded: LoadedConfig, store: StateStore) -> Callable[[str, str], dict[str, str]]:
     """Each person's signed answer links for a meeting, for the mail to carry."""
     from .rsvp.links import answer_urls
@@ -323,13 +340,14 @@ def iter_compose(
         # move (or a cancel after an un-cancel) reaches everyone again, while a repeat of the same does not.
         base = state.sequence if target.kind in ("update", "cancellation") and state is not None else 0
         rule = getattr(project.policy(m), target.kind)
+        attachments, documents = _documents(loaded, store, m, target.kind)
         templates: dict[str, bytes] = {}  # the calendar part per language, before it is addressed
         for r in recipients:
             revision = _revision(store, target.key, r.email, base, resend)
             urls = {s: feed_url(s) for s in r.schools or (r.school,)}  # every school the person answers for
             context = mail_context(
                 project, target.kind, r, meeting=m, action=target.action, event=target.event,
-                occurrence=target.occurrence, changes=todo, feed_urls=urls,
+                occurrence=target.occurrence, changes=todo, feed_urls=urls, documents=documents,
                 rsvp=answer_links(m.id, r.email) if m is not None and target.kind in ANSWERABLE else None,
             )  # fmt: skip
             rendered = render_templates(env, rule.template or target.kind, r.language, context)
@@ -339,12 +357,13 @@ def iter_compose(
 
                 if r.language not in templates:
                     templates[r.language] = imip_template(
-                        project, m, method=method, state=state, now=now, language=r.language, env=env
-                    )
+                        project, m, method=method, state=state, now=now, language=r.language, env=env,
+                        secret=feed_secret(store),
+                    )  # fmt: skip
                 calendar = address_to(templates[r.language], r, method)
             msg = build_message(
                 project, r, rendered, kind=target.kind, mailing=target.key, revision=revision,
-                date=now, calendar=calendar, method=method,
+                date=now, calendar=calendar, method=method, attachments=attachments,
             )  # fmt: skip
             yield (
                 NewMessage(

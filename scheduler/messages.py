@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from email.utils import format_datetime
@@ -338,6 +338,7 @@ def mail_context(
     feed_url: str | None = None,
     feed_urls: Mapping[str, str] | None = None,
     rsvp: dict[str, str] | None = None,
+    documents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything a mail template may use. Every key is always present (StrictUndefined finds typos).
 
@@ -384,6 +385,7 @@ def mail_context(
         "event": event_context(project, event, language, occurrence, local) if event else None,
         "feed_url": feed_url,
         "rsvp": rsvp,
+        "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
     }
 
 
@@ -462,8 +464,12 @@ def build_message(
     date: datetime,
     calendar: bytes | None = None,
     method: str | None = None,
+    attachments: Sequence[mime.Part] = (),
 ) -> bytes:
-    """One message to one head (never Bcc), with headers that keep auto-replies and filters sane."""
+    """One message to one head (never Bcc), with headers that keep auto-replies and filters sane.
+
+    `attachments` (mime.attachment parts: the meeting's documents) follow the text and the invitation.
+    """
     settings = project.settings
     organizer = settings.organizer
     check_header("From", organizer.name)
@@ -501,6 +507,8 @@ def build_message(
     ]
     if calendar is None:
         body = mime.multipart("alternative", alternatives, message_id)
+        if attachments:
+            body = mime.multipart("mixed", [body, *attachments], message_id)
         return b"".join(head) + body.data
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"unsupported iTIP method {method!r}")
@@ -516,6 +524,8 @@ def build_message(
         'application/ics; name="invite.ics"', calendar, disposition='attachment; filename="invite.ics"'
     )
     body = mime.multipart(
-        "mixed", [mime.multipart("alternative", alternatives, message_id), attachment], message_id
+        "mixed",
+        [mime.multipart("alternative", alternatives, message_id), attachment, *attachments],
+        message_id,
     )
     return b"".join(head) + body.data

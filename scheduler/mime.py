@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
+from urllib.parse import quote
 
 from .errors import CyclogramError
 
@@ -15,6 +16,7 @@ __all__ = [
     "HeaderValueError",
     "Part",
     "address",
+    "attachment",
     "control_characters",
     "encode_words",
     "header",
@@ -165,3 +167,44 @@ def multipart(subtype: str, parts: Sequence[Part], seed: str) -> Part:
         out += [f"--{boundary}\r\n".encode("ascii"), p.data, CRLF]
     out.append(f"--{boundary}--\r\n".encode("ascii"))
     return Part(b"".join(out))
+
+
+def _rfc2231(name: str, value: str) -> str:
+    """`name*=UTF-8''...` (RFC 2231), split into `name*0*`, `name*1*`... on lines of their own when long.
+
+    Sections end on character boundaries: the RFC joins them before decoding, but some readers decode
+    each section alone.
+    """
+    pieces, chunk = [], ""
+    for char in value:
+        encoded = quote(char, safe="!#$&+-.^_`|~")
+        if chunk and len(chunk) + len(encoded) > 60:
+            pieces.append(chunk)
+            chunk = ""
+        chunk += encoded
+    pieces.append(chunk)
+    if len(pieces) == 1:
+        return f"{name}*=UTF-8''{pieces[0]}"
+    parts = [f"{name}*0*=UTF-8''{pieces[0]}"] + [f"{name}*{i}*={p}" for i, p in enumerate(pieces[1:], 1)]
+    return ";\r\n ".join(parts)
+
+
+def attachment(content_type: str, filename: str, body: bytes) -> Part:
+    """A file attached under its own name, in both forms mail readers look for.
+
+    Content-Disposition carries RFC 2231's `filename*` (Gmail, Apple Mail, Thunderbird, current Outlook);
+    Content-Type carries `name=` as an RFC 2047 encoded-word, which older Outlook and webmails show.
+    """
+    refuse_controls("Content-Disposition", filename)
+    if filename.isascii() and '"' not in filename and "\\" not in filename and "=?" not in filename:
+        shown = f'"{filename}"'
+    else:
+        # One word, however long: a quoted-string folded between encoded-words is where old readers
+        # (the ones this form is for) go wrong; the line stays far under 998 (a file name is <= 255 bytes).
+        shown = f'"{_word(filename.encode("utf-8"))}"'
+    head = (
+        f"Content-Type: {content_type};\r\n name={shown}\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        f"Content-Disposition: attachment;\r\n {_rfc2231('filename', filename)}\r\n"
+    )
+    return Part(head.encode("ascii") + CRLF + _b64(body))

@@ -35,6 +35,8 @@ __all__ = [
     "Audience",
     "Contact",
     "DateRange",
+    "Document",
+    "DocumentSettings",
     "KeyEvent",
     "Language",
     "MailingPolicy",
@@ -348,6 +350,54 @@ class MailingPolicy(_Model):
         return MailingPolicy.model_validate(data)
 
 
+class DocumentSettings(_Model):
+    """How meeting documents travel with the mail."""
+
+    attach_limit_mb: float = Field(
+        10,
+        gt=0,
+        le=19,
+        description="Most megabytes of attached files in one message, counted as sent (base64 adds a third); "
+        "the rest are linked",
+    )
+
+
+_DOCUMENT_KINDS = Literal["invitation", "agenda", "reminder", "update", "cancellation", "summary"]
+
+
+def _relative_file(value: str) -> str:
+    # A file name goes into mail headers (the attachment's name): no control or line-separator characters.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise ValueError("a file name may not hold control characters or line separators")
+    path = value.replace("\\", "/")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise ValueError(f"{value!r} is absolute: give the file relative to the configuration folder")
+    if ".." in path.split("/"):
+        raise ValueError(f"{value!r} leads out of the configuration folder (..)")
+    if path.endswith("/") or not path.strip("./"):
+        raise ValueError(f"{value!r} names a folder, not a file")
+    return path
+
+
+class Document(_Model):
+    """A file that goes with a meeting's mail: attached, or linked when too big or `attach: link`."""
+
+    file: Annotated[Line, AfterValidator(_relative_file)] = Field(
+        description="Path relative to the configuration folder, e.g. documents/План.docx"
+    )
+    title: Line | None = Field(None, description="What the mail and the index page call it")
+    kinds: list[_DOCUMENT_KINDS] | None = Field(
+        None,
+        description="Mailings it goes with; default: invitation and agenda (in minutes: summary)",
+    )
+    attach: Literal["auto", "link"] = Field("auto", description="`link`: always a link, never attached")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"file": value} if isinstance(value, str) else value
+
+
 class ProjectSettings(_Model):
     name: Line = Field(description="The project's full name")
     short_name: Name | None = Field(None, description="A short name for subjects and calendar titles")
@@ -360,6 +410,7 @@ class ProjectSettings(_Model):
     base_url: HttpUrl = Field(description="Public base URL where the feeds are served")
     reply_to: Email | None = Field(None, description="Reply-To address for mailings, if not the organiser")
     mailings: MailingPolicy = MailingPolicy()
+    documents: DocumentSettings = DocumentSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -839,6 +890,7 @@ class Minutes(_Model):
     action_items: list[ActionItem] = []
     products: list[Line] = []
     notes: Text | None = None
+    documents: list[Document] = Field([], description="Files sent with the summary (see documents[])")
 
 
 class MeetingStatus(StrEnum):
@@ -868,6 +920,7 @@ class Meeting(_Model):
         {}, description="Overrides of the project's mailing policy (and `review: true`)"
     )
     minutes: Minutes | None = None
+    documents: list[Document] = Field([], description="Files sent with the invitation and agenda")
 
     @field_validator("start", "end")
     @classmethod

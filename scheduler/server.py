@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import hmac
 import logging
 import traceback
 from collections.abc import Callable
@@ -32,7 +33,15 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .store import StateStore
 
-__all__ = ["FeedServer", "Published", "make_app", "publish", "render_index"]
+__all__ = [
+    "FeedServer",
+    "Published",
+    "ServedDocument",
+    "make_app",
+    "publish",
+    "render_index",
+    "served_documents",
+]
 
 log = logging.getLogger(__name__)
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
@@ -52,10 +61,41 @@ class Published:
     index: bytes
     built: datetime
     gzipped: dict[str, bytes] = field(default_factory=dict)
+    documents: dict[tuple[str, str], ServedDocument] = field(default_factory=dict)  # (meeting, file name)
 
     @cached_property
     def index_tag(self) -> str:
         return hashlib.sha256(self.index).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ServedDocument:
+    """A meeting's document as `serve` hands it out at /documents/<meeting>[/<token>]/<name>."""
+
+    path: Path
+    root: Path  # the configuration folder it must stay inside
+    content_type: str
+    public: bool
+
+
+def served_documents(project: Project, directory: Path, secret: str) -> dict[tuple[str, str], ServedDocument]:
+    """Every document of every meeting that exists; a missing one is logged (validate names it)."""
+    from .documents import DocumentError, content_type, documents_of, is_public, resolve
+
+    root = directory.resolve()
+    out: dict[tuple[str, str], ServedDocument] = {}
+    for meeting in project.meetings:
+        for _, doc in documents_of(meeting):
+            try:
+                path = resolve(directory, doc)
+            except DocumentError as exc:
+                log.error("meeting %s: document not served: %s", meeting.id, exc)
+                continue
+            name = Path(doc.file).name
+            out.setdefault(
+                (meeting.id, name), ServedDocument(path, root, content_type(name), is_public(meeting))
+            )
+    return out
 
 
 # -- the index page ----------------------------------------------------------------------------------------
@@ -100,6 +140,15 @@ def _event_rows(project: Project, event: KeyEvent, language: str) -> list[tuple[
     return rows
 
 
+def _public_documents(project: Project, meeting: Any) -> list[dict[str, str]]:
+    from .documents import document_url, documents_of
+
+    return [
+        {"title": doc.title or Path(doc.file).name, "url": document_url(project, None, meeting, doc)}
+        for _, doc in documents_of(meeting)
+    ]
+
+
 def index_context(project: Project, language: str) -> dict[str, Any]:
     months = _school_year_months(project)
     table: dict[tuple[int, int], list[dict[str, Any]]] = {(m.year, m.month): [] for m in months}
@@ -118,6 +167,7 @@ def index_context(project: Project, language: str) -> dict[str, Any]:
                     "anchor": meeting.id,
                     "cancelled": meeting.status is MeetingStatus.cancelled,
                     "place": meeting.location,
+                    "documents": _public_documents(project, meeting),
                 },
             )
         )
@@ -183,13 +233,23 @@ def render_index(project: Project, feeds: dict[str, Feed], env: jinja2.Environme
 
 
 def publish(
-    project: Project, store: StateStore, now: datetime, *, env: jinja2.Environment | None = None
+    project: Project,
+    store: StateStore,
+    now: datetime,
+    *,
+    env: jinja2.Environment | None = None,
+    directory: Path | None = None,
 ) -> Published:
-    """Build everything the server serves, recording sequences in the store."""
+    """Build everything the server serves, recording sequences in the store.
+
+    `directory` is the configuration folder: the meetings' documents are served from it.
+    """
     env = env or make_environment(None)
     feeds = current_feeds(store, project, now, env=env)
     gz = {path: gzip.compress(f.data, mtime=0) for path, f in feeds.items()}
-    return Published(project, feeds, feed_secret(store), render_index(project, feeds, env), now, gz)
+    secret = feed_secret(store)
+    docs = served_documents(project, directory, secret) if directory is not None else {}
+    return Published(project, feeds, secret, render_index(project, feeds, env), now, gz, docs)
 
 
 # -- HTTP --------------------------------------------------------------------------------------------------
@@ -284,6 +344,8 @@ def make_app(
             return _serve_bytes(
                 request, pub.index, None, "text/html; charset=utf-8", pub.index_tag, pub.built
             )
+        if path.startswith("/documents/"):
+            return _document(pub, path)
         if path.startswith("/organiser/"):
             answer = organiser(request, pub) if organiser is not None else None
             return answer if answer is not None else _not_found()
@@ -299,6 +361,45 @@ def make_app(
         add_rsvp_routes(app, source, answers)  # before the catch-all: routes match in order
     app.router.add_get("/{tail:.*}", handle, allow_head=True)
     return app
+
+
+def _document(pub: Published, path: str) -> web.StreamResponse:
+    """/documents/<meeting>/<name> of a public meeting, /documents/<meeting>/<token>/<name> of another."""
+    from urllib.parse import quote
+
+    from .tokens import document_token
+
+    parts = path.split("/")[2:]
+    if len(parts) == 2:
+        doc = pub.documents.get((parts[0], parts[1]))
+        if doc is None or not doc.public:
+            return _not_found()
+    elif len(parts) == 3:
+        doc = pub.documents.get((parts[0], parts[2]))
+        if doc is None or doc.public:
+            return _not_found()
+        expected = document_token(pub.secret, parts[0]).encode()
+        if not hmac.compare_digest(expected, parts[1].encode("utf-8", "replace")):
+            return _not_found()
+    else:
+        return _not_found()
+    real = doc.path.resolve()
+    # The file may have been replaced since the build (by a link out of the folder, say): check again.
+    if not real.is_relative_to(doc.root) or not real.is_file():
+        log.error("document %s is no longer a file inside %s; not served", doc.path, doc.root)
+        return _not_found()
+    name = quote(doc.path.name, safe="")
+    inline = doc.content_type in ("application/pdf", "text/plain") or doc.content_type.startswith("image/")
+    headers = {
+        "Content-Type": doc.content_type + ("; charset=utf-8" if doc.content_type == "text/plain" else ""),
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{name}",
+        "X-Content-Type-Options": "nosniff",
+        # An organiser's file is not our page: it may not run scripts or read anything on this origin.
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "no-cache" if doc.public else "private, no-cache",
+        "Referrer-Policy": "no-referrer",
+    }
+    return web.FileResponse(real, headers=headers)
 
 
 def _resolve(pub: Published, rel: str) -> Feed | None:
@@ -321,6 +422,7 @@ class FeedServer:
         self._store = store
         self._clock = clock
         self._env = make_environment(config_dir)
+        self._config_dir = config_dir
         self._published: Published | None = None
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -369,7 +471,9 @@ class FeedServer:
 
     def update(self, project: Project) -> Published:
         """Rebuild from a new model; requests see the old build or the new one, never a mix."""
-        self._published = publish(project, self._store, self._clock.now(), env=self._env)
+        self._published = publish(
+            project, self._store, self._clock.now(), env=self._env, directory=self._config_dir
+        )
         return self._published
 
     def private_path(self, kind: str, ident: str) -> str:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PRIVATE_KINDS",
     "SECRET_ENV",
+    "document_token",
     "feed_secret",
     "feed_token",
     "private_feed_path",
@@ -53,6 +54,14 @@ def feed_token(secret: str, kind: str, ident: str) -> str:
     if kind not in PRIVATE_KINDS:
         raise ValueError(f"no private feeds of kind {kind!r}")
     mac = hmac.new(secret.encode("utf-8"), f"feed:{kind}:{ident}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:_TOKEN_BYTES]).decode("ascii").rstrip("=")
+
+
+def document_token(secret: str, meeting_id: str) -> str:
+    """The token in the URLs of a non-public meeting's documents: one per meeting, from the same secret."""
+    mac = hmac.new(
+        secret.encode("utf-8"), f"documents:meeting:{meeting_id}".encode(), hashlib.sha256
+    ).digest()
     return base64.urlsafe_b64encode(mac[:_TOKEN_BYTES]).decode("ascii").rstrip("=")
 
 

@@ -23,6 +23,7 @@ def validate_all(directory: str | os.PathLike[str]) -> LoadedConfig:
 
 def _checks() -> list:
     """The checks that go beyond the configuration files themselves."""
+    from .documents import check_documents
     from .templating import check_templates
 
-    return [check_templates]
+    return [check_templates, check_documents]
