@@ -93,12 +93,18 @@ def _bad_char(value: str, multiline: bool) -> str | None:
         category = unicodedata.category(char)
         if category in ("Cc", "Zl", "Zp"):
             if char in "\r\n\u2028\u2029\u0085\x0b\x0c":
-                what = "a line break" if not multiline else "a line break other than LF"
+                what = (
+                    _("a line break (U+{code}) at character {index}")
+                    if not multiline
+                    else _("a line break other than LF (U+{code}) at character {index}")
+                )
             else:
-                what = "a control character"
-            return f"{what} (U+{ord(char):04X}) at character {index}"
+                what = _("a control character (U+{code}) at character {index}")
+            return what.format(code=f"{ord(char):04X}", index=index)
         if char in _BIDI_CONTROLS:
-            return f"a bidirectional text control (U+{ord(char):04X}) at character {index}"
+            return _("a bidirectional text control (U+{code}) at character {index}").format(
+                code=f"{ord(char):04X}", index=index
+            )
     return None
 
 
