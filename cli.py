@@ -1085,29 +1085,36 @@ def import_participants_cmd(
     try:
         result = import_participants(
             obj.config_path, file, sheet=sheet, mapping=parse_map(mapping), skip_bad=skip_bad,
-            dry_run=dry_run,
+            dry_run=dry_run, progress=_progress(_("Checking rows")),
         )  # fmt: skip
     except TableFormatError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(_("error: {problem}").format(problem=exc), err=True)
         raise SystemExit(2) from None
     for problem in result.skipped:
-        click.echo(f"skipped: {describe(problem)}", err=True)
+        click.echo(_("skipped: {problem}").format(problem=describe(problem)), err=True)
     if dry_run:
         click.echo(result.diff, nl=False)
-    verb = "would add" if dry_run else "added"
-    click.echo(
-        f"{verb} {len(result.added)}, {'would update' if dry_run else 'updated'} {len(result.updated)}, "
-        f"unchanged {len(result.unchanged)} school(s)"
-        + (f"; new teams: {', '.join(result.teams_added)}" if result.teams_added else "")
-    )
+    counts = {"added": len(result.added), "updated": len(result.updated), "unchanged": len(result.unchanged)}
+    if dry_run:
+        summary = _("would add {added}, would update {updated}, unchanged {unchanged} school(s)")
+    else:
+        summary = _("added {added}, updated {updated}, unchanged {unchanged} school(s)")
+    line = summary.format(**counts)
+    if result.teams_added:
+        line += _("; new teams: {teams}").format(teams=", ".join(result.teams_added))
+    click.echo(line)
     for school_id, fields in result.updated.items():
         click.echo(f"  {school_id}: {', '.join(fields)}")
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(_("warning: {warning}").format(warning=warning), err=True)
     if result.not_in_table:
-        click.echo(f"not in the table (kept): {', '.join(result.not_in_table)}")
+        click.echo(_("not in the table (kept): {schools}").format(schools=", ".join(result.not_in_table)))
     if result.written:
-        click.echo(f"{obj.config_path / 'participants.yaml'} updated; `cyclogram validate` passes")
+        click.echo(
+            _("{file} updated; `cyclogram validate` passes").format(
+                file=obj.config_path / "participants.yaml"
+            )
+        )
 
 
 @main.group("export")

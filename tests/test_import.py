@@ -397,3 +397,40 @@ def test_tables_over_a_damaged_configuration(config_copy: Path, tmp_path: Path, 
         assert "Traceback" not in out.output
         assert out.exception is None or isinstance(out.exception, SystemExit)
     assert {p: p.read_bytes() for p in config_copy.rglob("*") if p.is_file()} == snapshot
+
+
+class _Recorded:
+    """A Progress that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def start(self, total: int) -> None:
+        self.calls.append(("start", total))
+
+    def update(self, done: int) -> None:
+        self.calls.append(("update", done))
+
+    def advance(self, n: int = 1) -> None:
+        self.calls.append(("advance", n))
+
+    def finish(self) -> None:
+        self.calls.append(("finish", 0))
+
+
+def test_import_reports_progress_by_row(config_copy: Path, tmp_path: Path) -> None:
+    rows = [HEADERS, *FIVE, ["Лицей № 2", "", "Орлов Илья", "head@lyceum2.example.org", ""]]
+    table = _csv(tmp_path / "t.csv", rows, "utf-8", delimiter=",", bom=True)
+    shown = _Recorded()
+    import_participants(config_copy, table, progress=shown)
+    assert shown.calls == [("start", 6), *[("advance", 1)] * 6, ("finish", 0)]
+
+
+def test_import_speaks_the_console_language(config_copy: Path, tmp_path: Path) -> None:
+    rows = [HEADERS, *FIVE, ["Лицей № 2", "", "Орлов Илья", "head@lyceum2.example.org", ""]]
+    table = _csv(tmp_path / "t.csv", rows, "utf-8", delimiter=",", bom=True)
+    out = CliRunner().invoke(
+        main, ["--lang", "ru", "--config", str(config_copy), "import", "participants", str(table)]
+    )
+    assert out.exit_code == 0, out.output
+    assert "добавлено школ: 1" in out.output and "обновлён" in out.output

@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError, CyclogramError, Problem
 from ..model import School
+from ..progress import NoProgress, Progress
 from .columns import FIELDS, Columns, find_columns, norm, parse_map
 from .reading import Sheet, TableFormatError, read_table
 from .roundtrip import flow_map, flow_seq, like, move_gap, plain, round_trip_yaml, write_atomically
@@ -142,7 +143,14 @@ def _read_rows(sheet: Sheet, cols: Columns) -> list[_Row]:
     return rows
 
 
-def _build(sheet: Sheet, cols: Columns, rows: list[_Row], schools: CommentedSeq, teams: CommentedSeq) -> None:
+def _build(
+    sheet: Sheet,
+    cols: Columns,
+    rows: list[_Row],
+    schools: CommentedSeq,
+    teams: CommentedSeq,
+    progress: Progress,
+) -> None:
     """Match each row to a school, work out what it becomes and check it; problems stay on the rows."""
     by_id = {str(s.get("id")): i for i, s in enumerate(schools)}
     by_name: dict[str, int] = {}
@@ -155,6 +163,7 @@ def _build(sheet: Sheet, cols: Columns, rows: list[_Row], schools: CommentedSeq,
     names_seen: dict[str, int] = {}
     has = cols.by_field
     for row in rows:
+        progress.advance()
         v = row.values
         name = v.get("name", "")
         if "id" in has and v["id"]:
@@ -369,6 +378,7 @@ def import_participants(
     mapping: Mapping[str, str] | None = None,
     skip_bad: bool = False,
     dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Update `config/participants.yaml` from `table`.
 
@@ -394,7 +404,12 @@ def import_participants(
     rows = _read_rows(data, cols)
     if not rows:
         raise TableFormatError(f"{table}: no rows below the headers (row {cols.header_row})")
-    _build(data, cols, rows, doc["schools"], doc.get("teams") or CommentedSeq())
+    shown = progress or NoProgress()
+    shown.start(len(rows))
+    try:
+        _build(data, cols, rows, doc["schools"], doc.get("teams") or CommentedSeq(), shown)
+    finally:
+        shown.finish()
     problems = [p for r in rows for p in r.problems]
     result = ImportResult()
     if problems and not skip_bad:
