@@ -113,7 +113,7 @@ async def simulate(
         progress.update((clock.now().date() - start).days)
         service.due()
     else:  # pragma: no cover - a guard against a plan that never ends
-        raise CyclogramError(f"the simulation did not settle in {max_steps} steps")
+        raise CyclogramError(_("the simulation did not settle in {steps} steps").format(steps=max_steps))
     for entry in service.plan():
         if entry.state == "waiting" and entry.at < last:
             service.note("waiting", entry, "its minutes are not final: the summary goes out when they are")

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import CyclogramError
+from ..translation import _
 
 __all__ = [
     "DATABASE_ENV",
@@ -72,9 +73,15 @@ def lease_from_env(environ: dict[str, str] | None = None) -> timedelta:
     try:
         seconds = int(value)
     except ValueError:
-        raise StoreError(f"{LEASE_ENV} must be a whole number of seconds, not {value!r}") from None
+        raise StoreError(
+            _("{name} must be a whole number of seconds, not {value!r}").format(name=LEASE_ENV, value=value)
+        ) from None
     if seconds <= 0:
-        raise StoreError(f"{LEASE_ENV} must be a positive number of seconds, not {seconds}")
+        raise StoreError(
+            _("{name} must be a positive number of seconds, not {value}").format(
+                name=LEASE_ENV, value=seconds
+            )
+        )
     return timedelta(seconds=seconds)
 
 

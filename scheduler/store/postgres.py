@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..translation import _
 from .base import (
     DEFAULT_LEASE,
     PARTSTATS,
@@ -116,7 +117,7 @@ class PostgresStore:
             import psycopg
             from psycopg_pool import ConnectionPool
         except ImportError:  # pragma: no cover - a dependency of the package
-            raise StoreError("PostgreSQL needs the psycopg and psycopg-pool packages") from None
+            raise StoreError(_("PostgreSQL needs the psycopg and psycopg-pool packages")) from None
         self._psycopg = psycopg
         self.url = url
         self.description = redact_url(url)
@@ -132,7 +133,11 @@ class PostgresStore:
             # where the pool would retry in the background until its timeout.
             psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))).close()
         except Exception as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {self.description}: {_reason(exc)}") from None
+            raise StoreError(
+                _("cannot connect to PostgreSQL at {where}: {reason}").format(
+                    where=self.description, reason=_reason(exc)
+                )
+            ) from None
         try:
             self._pool = ConnectionPool(
                 url,
@@ -147,7 +152,11 @@ class PostgresStore:
             )
             self._pool.open(wait=True, timeout=connect_timeout)
         except Exception as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {self.description}: {_reason(exc)}") from None
+            raise StoreError(
+                _("cannot connect to PostgreSQL at {where}: {reason}").format(
+                    where=self.description, reason=_reason(exc)
+                )
+            ) from None
         try:
             self._migrate()
         except BaseException:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..translation import _
 from .base import (
     DEFAULT_LEASE,
     PARTSTATS,
@@ -81,10 +82,12 @@ _SCHEMA = [
     """,
 ]
 
-_RESTORE_HINT = (
-    "restore the last backup with `cyclogram state restore FILE`, or move the file away to start a new "
-    "store (the feed secret, so every private feed URL, and the record of what was sent would be lost)"
-)
+
+def _restore_hint() -> str:
+    return _(
+        "restore the last backup with `cyclogram state restore FILE`, or move the file away to start a new "
+        "store (the feed secret, so every private feed URL, and the record of what was sent would be lost)"
+    )
 
 
 def _ts(value: datetime) -> str:
@@ -110,17 +113,22 @@ class SQLiteStore:
             # A store is made only where no file is: an empty one is a truncated store, never a new one.
             if self.path.is_file() and self.path.stat().st_size == 0:
                 raise StoreError(
-                    f"{self.path} is empty (0 bytes): the state was truncated or never written; "
-                    f"{_RESTORE_HINT}"
+                    _("{path} is empty (0 bytes): the state was truncated or never written; {hint}").format(
+                        path=self.path, hint=_restore_hint()
+                    )
                 )
             if self.path.exists() and not self.path.is_file():
-                raise StoreError(f"{self.path} is not a file: the state store must be a SQLite file")
+                raise StoreError(
+                    _("{path} is not a file: the state store must be a SQLite file").format(path=self.path)
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the state store: {exc}") from None
+            raise StoreError(
+                _("{path}: cannot open the state store: {reason}").format(path=self.path, reason=exc)
+            ) from None
         with self._guard():
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -142,7 +150,9 @@ class SQLiteStore:
             tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise StoreError(
-                    f"{self.path} is a SQLite file but not a cyclogram state store; {_RESTORE_HINT}"
+                    _("{path} is a SQLite file but not a cyclogram state store; {hint}").format(
+                        path=self.path, hint=_restore_hint()
+                    )
                 )
 
     @contextmanager
@@ -155,7 +165,11 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:
                 raise
-            raise StoreError(f"{self.path} is damaged ({exc}); {_RESTORE_HINT}") from None
+            raise StoreError(
+                _("{path} is damaged ({reason}); {hint}").format(
+                    path=self.path, reason=exc, hint=_restore_hint()
+                )
+            ) from None
 
     def _check_file(self) -> None:
         """Refuse to write when the file was deleted or replaced under us: writing on would go to a file
@@ -691,7 +705,11 @@ class SQLiteStore:
         with self._read() as db:
             problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
-            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}); {_RESTORE_HINT}")
+            raise StoreError(
+                _("{path} is damaged ({reason}); {hint}").format(
+                    path=self.path, reason="; ".join(problems), hint=_restore_hint()
+                )
+            )
 
     def backup(self, target: str | os.PathLike[str]) -> None:
         """Copy the store into `target` with SQLite's online backup: consistent while others write."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..translation import _
 from .base import TABLES, StateStore, StoreError
 from .sqlite import SQLiteStore
 from .url import is_postgres, open_url, sqlite_path
@@ -34,7 +35,7 @@ def _scratch_beside(target: Path) -> Iterator[Path]:
 
 def _counts(store: StateStore) -> dict[str, int]:
     counts = dict.fromkeys(TABLES, 0)
-    for table, _ in store.dump():
+    for table, _row in store.dump():
         counts[table] += 1
     return counts
 
@@ -61,7 +62,7 @@ def backup(store: StateStore, target: Path) -> dict[str, int]:
 
 def _check_backup(source: Path) -> None:
     if not source.is_file():
-        raise StoreError(f"{source}: no such backup file")
+        raise StoreError(_("{file}: no such backup file").format(file=source))
 
 
 def restore(source: Path, url: str | None, state: Path) -> dict[str, int]:
@@ -106,9 +107,9 @@ def restore(source: Path, url: str | None, state: Path) -> dict[str, int]:
 def migrate(source_url: str, target_url: str) -> dict[str, int]:
     """Copy every row from one store into another, which must be empty; both are left open to nobody."""
     if source_url == target_url:
-        raise StoreError("--from and --to name the same store")
+        raise StoreError(_("--from and --to name the same store"))
     if not is_postgres(source_url) and not sqlite_path(source_url).is_file():
-        raise StoreError(f"{sqlite_path(source_url)}: no such state store")
+        raise StoreError(_("{file}: no such state store").format(file=sqlite_path(source_url)))
     source = open_url(source_url)
     try:
         target = open_url(target_url)
