@@ -20,6 +20,7 @@ from .mailings import iter_compose, queue
 from .model import Meeting, MeetingStatus, Project
 from .plan import PlanEntry, build_plan
 from .store import StateStore
+from .translation import _, current_language
 from .validation import validate_all
 
 __all__ = ["Action", "Service", "config_fingerprint"]
@@ -145,19 +146,23 @@ class Service:
         if too_late or unapproved or ((catching_up or late_approval) and late > grace):
             self.store.mark_mailing(entry.key, "missed", now)
             reason = (
-                "its meeting has begun" if too_late else f"{_hours(late)} late, beyond the catch-up window"
+                _("its meeting has begun")
+                if too_late
+                else _("{late} late, beyond the catch-up window").format(late=_hours(late))
             )
             if unapproved:
                 reason = (
-                    "it was not approved before its meeting began"
+                    _("it was not approved before its meeting began")
                     if too_late
-                    else f"it was not approved within {_hours(grace)} of its time"
+                    else _("it was not approved within {grace} of its time").format(grace=_hours(grace))
                 )
             return self._record(now, "missed", entry.key, entry.kind, entry.meeting, entry.recipients, reason)
         messages = iter_compose(self.loaded, entry.kind, entry=entry, store=self.store, now=now)
         queued = queue(self.store, self.loaded, messages, now=now)
         self.store.mark_mailing(entry.key, "sent", now)  # also when it reached nobody: it is done
-        detail = f"{queued.added} new" + (f", {_hours(late)} late" if late > timedelta(minutes=5) else "")
+        detail = _("{n} new").format(n=queued.added)
+        if late > timedelta(minutes=5):
+            detail += _(", {late} late").format(late=_hours(late))
         return self._record(now, "queued", entry.key, entry.kind, entry.meeting, queued.total, detail)
 
     def _review(self, now: datetime) -> list[Action]:
@@ -216,7 +221,7 @@ class Service:
                 self.loaded, kind, meeting=meeting.id, store=self.store, now=now, changes=changes
             )
             queued = queue(self.store, self.loaded, messages, now=now, complete=False)
-            detail = f"{queued.added} new; " + _describe(changes)
+            detail = _("{n} new; ").format(n=queued.added) + _describe(changes)
             action = self._record(now, kind, f"{meeting.id}/{kind}", kind, meeting.id, queued.total, detail)
         self.store.put_snapshot(meeting.id, current, now)
         return action
@@ -265,7 +270,7 @@ def config_fingerprint(project: Project) -> str:
 
 
 def _hours(delta: timedelta) -> str:
-    return human_duration(delta)  # "2 years", not "54109 h"
+    return human_duration(delta, current_language())  # "2 years", not "54109 h"
 
 
 def _describe(changes: list[Change]) -> str:

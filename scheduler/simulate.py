@@ -116,7 +116,7 @@ async def simulate(
         raise CyclogramError(_("the simulation did not settle in {steps} steps").format(steps=max_steps))
     for entry in service.plan():
         if entry.state == "waiting" and entry.at < last:
-            service.note("waiting", entry, "its minutes are not final: the summary goes out when they are")
+            service.note("waiting", entry, _("its minutes are not final: the summary goes out when they are"))
     result.actions = service.actions
     result.counts = store.outbox_counts()
     return result
