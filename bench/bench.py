@@ -695,10 +695,13 @@ class Bench:
         res = json.loads(r.out)
         cli_bad = []
         for variant in sorted(samples.iterdir()):
-            c = run([*CLI, "--config", str(variant), "validate"], timeout=120)
+            # English, so that the check below reads the same words whatever the machine's locale
+            c = run([*CLI, "--lang", "en", "--config", str(variant), "validate"], timeout=120)
             if c.rc != 2 or "Traceback" in c.err or "problem" not in c.err:
                 cli_bad.append(f"{variant.name}: exit {c.rc}: {c.err.strip()[-200:]}")
-        notes.append("$ " + shown([*CLI, "--config", "VARIANT", "validate"]) + f"   (x{sample})")
+        notes.append(
+            "$ " + shown([*CLI, "--lang", "en", "--config", "VARIANT", "validate"]) + f"   (x{sample})"
+        )
         notes.append(
             f"{res['count']} variants from {res['mutation_kinds']} kinds of mutation: {len(res['accepted'])} accepted, "
             f"{len(res['crashed'])} crashed, {len(res['unclear'])} without a located message; "

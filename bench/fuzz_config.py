@@ -79,6 +79,8 @@ def _required(name: str) -> list[tuple[Any, ...]]:
 def m_delete_required(rnd: random.Random, name: str, data: Any) -> str:
     path = rnd.choice(_required(name))
     _delete(data, path)
+    if path == ("place",) and isinstance(data, dict):
+        data.pop("online_url", None)  # a meeting needs a place or an online link: take both away
     return f"deleted {'.'.join(map(str, path))}"
 
 
@@ -151,7 +153,7 @@ def m_end_before_start(rnd: random.Random, name: str, data: Any) -> str:
 def m_out_of_year(rnd: random.Random, name: str, data: Any) -> str:
     ev = rnd.choice(data["events"])
     ev["when"] = rnd.choice(
-        [{"date": "2019-05-01"}, {"month": "2022-02"}, {"start": "2021-08-30", "end": "2021-09-02"}]
+        [{"date": "2019-05-01"}, {"month": "2022-02"}, {"start": "2021-09-02", "end": "2021-09-05"}]
     )
     return "outside the school year"
 
