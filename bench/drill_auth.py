@@ -38,7 +38,7 @@ class Service:
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "--now", NOW, "run", "--port", "0"],
+            [sys.executable, str(ROOT / "cli.py"), "--lang", "en", "--now", NOW, "run", "--port", "0"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
@@ -103,7 +103,7 @@ def drill(notes: list[str], work: Path) -> bool:
         at = service.wait_for(lambda: service.line(r"ERROR .*535") is not None, 30)
         service.wait_for(lambda: service.health()[0] != 0, 30)
         status, text = service.health()
-        outbox = subprocess.run([sys.executable, str(ROOT / "cli.py"), "outbox"], env=env, cwd=ROOT,
+        outbox = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--lang", "en", "outbox"], env=env, cwd=ROOT,
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
         code = service.stop()
         first = outbox.stdout.splitlines()[0] if outbox.stdout else ""
