@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,7 @@ from urllib.parse import quote
 
 import yaml
 
+from .atomic import write_bytes
 from .errors import CyclogramError, Problem
 from .model import Document, Meeting, Project
 from .tokens import document_token
@@ -222,15 +221,7 @@ def write_documents(directory: Path, project: Project, secret: str, out: Path) -
             if target.is_file() and target.read_bytes() == data:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_bytes(target, data)
             written.append(rel)
     _prune_revoked(out, current)
     return total, written

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_bytes
 from ..errors import CyclogramError
 from ..model import Meeting, Project
 
@@ -209,15 +208,7 @@ def _write(path: Path, data: bytes) -> None:
     path = path.resolve()
     if not path.parent.is_dir():
         raise CyclogramError(f"{path.parent}: no such directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, data)
 
 
 def export_table(table: Table, *, xlsx: Path | None = None, csv_path: Path | None = None) -> list[Path]:
