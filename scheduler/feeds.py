@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from icalendar import Calendar, vText
 
 from .atomic import write_bytes
 from .calendar import Piece, event_states, feed_pieces, wrap_calendar
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 # the cancellation (a vanished event is silently kept by some clients), then it drops out.
 CANCELLED_KEPT = timedelta(days=30)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STAND_IN = "cyclogram-feed-name-stand-in"
 ORGANISER_FEED = "organiser/all.ics"  # private: keep organiser/ off a public static server
 
 _NAMES = {
@@ -105,6 +107,30 @@ class _Assembler:
         self.states = states
         self.cache = cache
         self.zones: dict[tuple[str, datetime, datetime], tuple[bytes, bytes]] = {}
+        self.shells: dict[str, tuple[bytes, bytes] | None] = {}
+
+    def head(self, name: str, language: str) -> bytes:
+        """The calendar without items: `wrap_calendar`'s bytes, made once per language with a stand-in
+        name, then with each feed's own NAME lines in place (each content line is folded on its own)."""
+        project = self.project
+        if language not in self.shells:
+            shell = wrap_calendar(
+                project, [], method=None, name=_STAND_IN, description=project.settings.name, language=language
+            ).to_ical()
+            lines = f"NAME:{_STAND_IN}\r\nX-WR-CALNAME:{_STAND_IN}\r\n".encode()
+            before, found, after = shell.partition(lines)
+            self.shells[language] = (before, after) if found else None
+        parts = self.shells[language]
+        if parts is None:  # not the layout expected: the general way
+            return wrap_calendar(
+                project, [], method=None, name=name, description=project.settings.name, language=language
+            ).to_ical()
+        named = Calendar()
+        named.add("NAME", vText(name))
+        named.add("X-WR-CALNAME", vText(name))
+        own = named.to_ical()
+        start = own.index(b"\r\n") + 2
+        return parts[0] + own[start : own.rindex(b"END:VCALENDAR")] + parts[1]
 
     def zone(self, tzid: str, lo: datetime, hi: datetime) -> tuple[bytes, bytes]:
         key = (tzid, lo, hi)
@@ -123,11 +149,7 @@ class _Assembler:
         pieces: list[Piece],
         language: str,
     ) -> Feed:
-        project = self.project
-        shell = wrap_calendar(
-            project, [], method=None, name=name, description=project.settings.name, language=language
-        )
-        head = shell.to_ical()
+        head = self.head(name, language)
         end = head.rindex(b"END:VCALENDAR")
         spans: dict[str, tuple[datetime, datetime]] = {}
         for piece in pieces:
