@@ -495,21 +495,21 @@ def _item_sources(
     the templates and the code (which `ItemCache` keys on for every item): its model, its state, its zone.
     """
 
-    def state_of(uid: str) -> tuple[str, str, int]:
+    def state_of(uid: str) -> str:
         st = states[uid]
-        return (st.created.isoformat(), st.last_modified.isoformat(), st.sequence)
+        return f"{st.created.isoformat()} {st.last_modified.isoformat()} {st.sequence}"
 
     at = now.isoformat() if now is not None else None
     for meeting in project.meetings:
         uid = uid_for(project, "meeting", meeting.id)
         st = states[uid]
 
-        def meeting_ident(meeting: Meeting = meeting, uid: str = uid) -> Any:
+        def meeting_ident(meeting: Meeting = meeting, uid: str = uid) -> list[str | None]:
             # The secret counts only through the documents' links (ATTACH), and then only as its digest.
             docs = secret is not None and bool(_documents(meeting))
             hidden = hashlib.sha256(secret.encode()).hexdigest() if docs and secret is not None else None
             return [
-                meeting.model_dump(mode="json"),
+                meeting.model_dump_json(),
                 zone_mark(project.zone(meeting).key),
                 state_of(uid),
                 at,
@@ -526,14 +526,14 @@ def _item_sources(
         uid = uid_for(project, "event", event.id)
         source = _source(project, event)
 
-        def event_ident(part: KeyEvent, uid: str, source: Meeting | None = source) -> Any:
+        def event_ident(part: KeyEvent, uid: str, source: Meeting | None = source) -> list[str | None]:
             return [
-                part.model_dump(mode="json"),
+                part.model_dump_json(),
                 zone_mark(project.zone(part).key),
                 state_of(uid),
                 at,
                 project.responsible_text(part.responsible),
-                source.model_dump(mode="json") if source is not None else None,
+                source.model_dump_json() if source is not None else None,
             ]
 
         for one, part in [(uid, event), *series_parts(project, event)]:
@@ -551,10 +551,12 @@ def _item_sources(
         st = states[uid]
         audience = action_audience(meeting, action)
 
-        def action_ident(meeting: Meeting = meeting, action: ActionItem = action, uid: str = uid) -> Any:
+        def action_ident(
+            meeting: Meeting = meeting, action: ActionItem = action, uid: str = uid
+        ) -> list[str | None]:
             return [
-                meeting.model_dump(mode="json"),
-                action.model_dump(mode="json"),
+                meeting.model_dump_json(),
+                action.model_dump_json(),
                 project.responsible_text(action.responsible),
                 state_of(uid),
                 at,
@@ -636,7 +638,7 @@ def feed_pieces(
     from .feedcache import ItemCache, item_key
 
     env = env or make_environment(None)
-    cache = cache or ItemCache(None)
+    cache = cache if cache is not None else ItemCache(None)
     context = cache.context(project, env, language)
     pieces: list[Piece] = []
     for uid, kind, item_id, audience, meeting, ident, build in _item_sources(

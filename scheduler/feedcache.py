@@ -7,6 +7,7 @@ import json
 import logging
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -64,10 +65,15 @@ def _code() -> bytes:
     return h.digest()
 
 
-def item_key(context: bytes, kind: str, ident: Any) -> bytes:
-    """The key of one item: the build's context and the item's own inputs."""
-    text = json.dumps(ident, ensure_ascii=False, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(context + kind.encode() + b"\0" + text.encode("utf-8")).digest()
+def item_key(context: bytes, kind: str, ident: Sequence[str | None]) -> bytes:
+    """The key of one item: the build's context and the item's own inputs (texts: models as JSON)."""
+    h = hashlib.sha256(context)
+    h.update(kind.encode())
+    for part in ident:
+        # Each part with its length: no two different lists of parts hash the same stream.
+        data = b"\xff" if part is None else part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.digest()
 
 
 class ItemCache:

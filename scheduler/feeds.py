@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from icalendar import Calendar, vText
+from icalendar import vText
+from icalendar.parser import Contentline
 
 from .atomic import write_bytes
 from .calendar import Piece, event_states, feed_pieces, wrap_calendar
@@ -125,12 +126,11 @@ class _Assembler:
             return wrap_calendar(
                 project, [], method=None, name=name, description=project.settings.name, language=language
             ).to_ical()
-        named = Calendar()
-        named.add("NAME", vText(name))
-        named.add("X-WR-CALNAME", vText(name))
-        own = named.to_ical()
-        start = own.index(b"\r\n") + 2
-        return parts[0] + own[start : own.rindex(b"END:VCALENDAR")] + parts[1]
+        value = vText(name)
+        lines = [
+            Contentline.from_parts(key, value.params, value).to_ical() for key in ("NAME", "X-WR-CALNAME")
+        ]
+        return b"".join([parts[0], lines[0], b"\r\n", lines[1], b"\r\n", parts[1]])
 
     def zone(self, tzid: str, lo: datetime, hi: datetime) -> tuple[bytes, bytes]:
         key = (tzid, lo, hi)
@@ -139,6 +139,18 @@ class _Assembler:
             self.zones[key] = (data, hashlib.sha256(data).digest())
         return self.zones[key]
 
+    def group(self, pieces: list[Piece]) -> _Group:
+        spans: dict[str, tuple[datetime, datetime]] = {}
+        for piece in pieces:
+            for tzid, (lo, hi) in piece.spans.items():
+                old = spans.get(tzid)
+                spans[tzid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+        states = self.states
+        modified = max((states[p.uid].last_modified for p in pieces), default=_EPOCH)
+        return _Group(
+            tuple(p.data for p in pieces), b"".join(p.digest for p in pieces), spans, modified.astimezone(UTC)
+        )
+
     def feed(
         self,
         path: str,
@@ -146,23 +158,38 @@ class _Assembler:
         ident: str | None,
         name: str,
         public: bool,
-        pieces: list[Piece],
+        groups: list[_Group],
         language: str,
     ) -> Feed:
+        """One feed of the groups' items, in order; a group shared by many feeds is summed up once."""
         head = self.head(name, language)
         end = head.rindex(b"END:VCALENDAR")
-        spans: dict[str, tuple[datetime, datetime]] = {}
-        for piece in pieces:
-            for tzid, (lo, hi) in piece.spans.items():
+        spans = dict(groups[0].spans) if groups else {}
+        for g in groups[1:]:
+            for tzid, (lo, hi) in g.spans.items():
                 old = spans.get(tzid)
                 spans[tzid] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
         zones = [self.zone(tzid, lo, hi) for tzid, (lo, hi) in sorted(spans.items())]
-        chunks = (head[:end], *(z for z, _ in zones), *(p.data for p in pieces), head[end:])
+        chunks: tuple[bytes, ...] = (head[:end], *(z for z, _ in zones))
         h = hashlib.sha256(head)
-        h.update(b"".join([*(d for _, d in zones), *(p.digest for p in pieces)]))
-        states = self.states
-        modified = max((states[p.uid].last_modified for p in pieces), default=_EPOCH).astimezone(UTC)
+        for _, digest in zones:
+            h.update(digest)
+        for g in groups:
+            chunks += g.chunks
+            h.update(g.digests)
+        chunks += (head[end:],)
+        modified = max((g.modified for g in groups), default=_EPOCH)
         return Feed(path, kind, ident, name, public, chunks, modified.replace(microsecond=0), h.hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Items that go into feeds together, summed up: their bytes, digests, zones and newest change."""
+
+    chunks: tuple[bytes, ...]
+    digests: bytes
+    spans: dict[str, tuple[datetime, datetime]]
+    modified: datetime
 
 
 def build_feeds(
@@ -204,32 +231,26 @@ def build_feeds(
     # Public: only what is addressed to everyone. An item for some teams or schools reaches them through
     # their private feeds, never through a URL anyone may hold.
     title = settings.title
-    everyone = [i for i in items(lang) if i.audience.all]
-    add(
-        make.feed(
-            "project.ics",
-            "project",
-            None,
-            names["project"].format(title=title, name=""),
-            True,
-            everyone,
-            lang,
-        )
-    )
-    by_school: dict[str, dict[str, list[Piece]]] = {}  # language -> school id -> its items
+    everyone: dict[str, _Group] = {}  # language -> what is for everyone, shared by every feed
+
+    def for_everyone(language: str) -> _Group:
+        if language not in everyone:
+            everyone[language] = make.group([i for i in items(language) if i.audience.all])
+        return everyone[language]
+
+    name = names["project"].format(title=title, name="")
+    add(make.feed("project.ics", "project", None, name, True, [for_everyone(lang)], lang))
+    by_school: dict[str, dict[str, list[Piece]]] = {}  # language -> school id -> its own items
     team_schools = {t.id: t.schools for t in project.teams}
 
     def school_items(language: str, school_id: str) -> list[Piece]:
-        # One pass over the items, each handed to the schools its audience reaches (in item order),
-        # instead of asking every school about every item.
+        # One pass over the items, each handed to the schools its audience names (in item order),
+        # instead of asking every school about every item; what is for everyone is shared, not handed.
         if language not in by_school:
             per: dict[str, list[Piece]] = {s.id: [] for s in project.schools}
-            lists = list(per.values())
             for item in items(language):
                 audience = item.audience
                 if audience.all:
-                    for one in lists:
-                        one.append(item)
                     continue
                 wanted = set(audience.schools)
                 for team in audience.teams:
@@ -240,38 +261,36 @@ def build_feeds(
             by_school[language] = per
         return by_school[language][school_id]
 
+    # A school's and a team's feed: what is for everyone, then what is for them.
     for school in project.schools:
         sl = project.language_of(school)
         name = _NAMES[sl]["school"].format(title=title, name=school.title)
-        add(
-            make.feed(
-                f"schools/{school.id}.ics", "school", school.id, name, False, school_items(sl, school.id), sl
-            )
-        )
+        own = make.group(school_items(sl, school.id))
+        path = f"schools/{school.id}.ics"
+        add(make.feed(path, "school", school.id, name, False, [for_everyone(sl), own], sl))
     for team in project.teams:
         schools = set(team.schools)
         chosen = [
             i
             for i in items(lang)
-            if i.audience.all or team.id in i.audience.teams or not schools.isdisjoint(i.audience.schools)
+            if not i.audience.all
+            and (team.id in i.audience.teams or not schools.isdisjoint(i.audience.schools))
         ]
         name = names["team"].format(title=title, name=team.name)
-        add(make.feed(f"teams/{team.id}.ics", "team", team.id, name, False, chosen, lang))
+        groups = [for_everyone(lang), make.group(chosen)]
+        add(make.feed(f"teams/{team.id}.ics", "team", team.id, name, False, groups, lang))
     # The organiser's own feed: every item, whoever it is for; served only behind the organiser's token.
     name = names["organiser"].format(title=title, name="")
-    add(make.feed(ORGANISER_FEED, "organiser", None, name, False, items(lang), lang))
+    add(make.feed(ORGANISER_FEED, "organiser", None, name, False, [make.group(items(lang))], lang))
     by_meeting: dict[str, list[Piece]] = {}
     for i in items(lang):
         if i.kind == "meeting":
             by_meeting.setdefault(i.item_id, []).append(i)
     for meeting in project.meetings:
         name = names["meeting"].format(title=title, name=meeting.title)
-        chosen = by_meeting.get(meeting.id, [])
-        add(
-            make.feed(
-                f"meetings/{meeting.id}.ics", "meeting", meeting.id, name, meeting.audience.all, chosen, lang
-            )
-        )
+        own = make.group(by_meeting.get(meeting.id, []))
+        public = meeting.audience.all
+        add(make.feed(f"meetings/{meeting.id}.ics", "meeting", meeting.id, name, public, [own], lang))
     return out
 
 
