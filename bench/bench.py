@@ -445,6 +445,19 @@ class Bench:
             self.guarded(
                 figs[(events, False)], lambda ev=events: self._serve(ev, figs[(ev, False)], figs[(ev, True)])
             )
+        static = {
+            cond: self.figure(
+                "feed serving",
+                f"static layout: nginx with the README's configuration, a school's private token URL, "
+                f"2,000-event feed{', If-None-Match (304)' if cond else ''}",
+                unit="req/s",
+                ref_name="nginx (1 worker), the same file at a plain path",
+                target=">= 0.3 of nginx",
+                target_ratio=0.3,
+            )
+            for cond in (False, True)
+        }
+        self.guarded(static[False], lambda: self._static(2000, static[False], static[True]))
 
     def _serve(self, events: int, plain: Figure, cond: Figure) -> None:
         cfg, state = self.fresh(f"serve{events}-cfg"), self.fresh(f"serve{events}-state")
@@ -496,6 +509,76 @@ class Bench:
                     found = re.search(r"Requests/sec:\s*([\d.]+)", w.out)
                     res[who] = float(found.group(1)) if found else None
                 fig.value, fig.ref_value = res["cyclogram"], res["nginx"]
+
+    def _static(self, events: int, plain: Figure, cond: Figure) -> None:
+        """`feeds build --layout urls` served by nginx with the README's server block: every feed, the
+        private ones by their token URL, without Python; beside nginx serving the file at a plain path."""
+        cfg, state = self.fresh(f"static{events}-cfg"), self.fresh(f"static{events}-state")
+        plain.commands.append(shown(synth(cfg, 10, 2, 0, events)))
+        out = self.work / f"static{events}-out"
+        shutil.rmtree(out, ignore_errors=True)
+        env = {"CYCLOGRAM_CONFIG": str(cfg), "CYCLOGRAM_STATE": str(state)}
+        r = run([*CLI, "feeds", "build", "--out", str(out), "--layout", "urls"], env, timeout=600)
+        plain.commands.append(shown(r.cmd, env))
+        if r.rc != 0:
+            raise RuntimeError(f"feeds build --layout urls failed: {r.err[-300:]}")
+        urls = run([*CLI, "feeds", "urls"], env, timeout=120)
+        school = next(line.split("\t") for line in urls.out.splitlines() if line.startswith("school\t"))
+        private = "/" + school[2].split("://", 1)[1].split("/", 1)[1]
+        plain_copy = out / "plain.ics"  # the same bytes at a plain path, for the reference
+        shutil.copyfile(out / private.lstrip("/"), plain_copy)
+        os.chmod(self.work, 0o755)
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = re.search(r"<!-- nginx:begin -->\s*```nginx\n(.*?)```", readme, re.S)
+        if block is None:
+            raise RuntimeError("README has no nginx block")
+        port = free_port()
+        server = block.group(1).replace("listen 80;", f"listen 127.0.0.1:{port};")
+        server = re.sub(r"root [^;]+;", f"root {out};", server)
+        conf = self.work / f"nginx-static{events}.conf"
+        conf.write_text(
+            f"worker_processes 1;\ndaemon off;\npid {self.work}/nginx-static.pid;\n"
+            f"error_log {self.work}/nginx-static.err;\nevents {{ worker_connections 1024; }}\n"
+            f"http {{ access_log off;\n{server}}}\n"
+        )
+        ngx = [
+            "/usr/sbin/nginx",
+            "-c",
+            str(conf),
+            "-p",
+            str(self.work),
+            "-e",
+            str(self.work / "nginx-static.err"),
+        ]
+        dur = self.size["wrk_s"]
+        with start(ngx, port, self.work / "nginx-static.log"):
+            plain.commands.append(shown(ngx))
+            base = f"http://127.0.0.1:{port}"
+            wrong = private[: -len(".ics") - 1] + ("A" if private[-len(".ics") - 1] != "A" else "B") + ".ics"
+            if _status(base + wrong, {}) != 404 or _status(base + private, {}) != 200:
+                raise RuntimeError(
+                    "the static layout does not answer a token URL with 200 and a wrong one with 404"
+                )
+            size = (out / private.lstrip("/")).stat().st_size
+            plain.notes.append(
+                f"school feed {size / 1e3:.0f} kB at its token URL (a wrong token: 404); wrk -t2 -c32 -d{dur}s"
+            )
+            for fig, conditional in ((plain, False), (cond, True)):
+                res = {}
+                for who, path in (("static", private), ("plain", "/plain.ics")):
+                    url = base + path
+                    headers = []
+                    if conditional:
+                        etag = _etag(url)
+                        if not etag or _status(url, {"If-None-Match": etag}) != 304:
+                            raise RuntimeError(f"nginx did not answer 304 at {path}")
+                        headers = ["-H", f"If-None-Match: {etag}"]
+                    cmd = ["wrk", "-t2", "-c32", f"-d{dur}s", *headers, url]
+                    w = run(cmd, timeout=dur + 60)
+                    fig.commands.append(shown(cmd).replace(private, "/schools/<id>/<token>.ics"))
+                    found = re.search(r"Requests/sec:\s*([\d.]+)", w.out)
+                    res[who] = float(found.group(1)) if found else None
+                fig.value, fig.ref_value = res["static"], res["plain"]
 
     # -- the year -----------------------------------------------------------------------------------------
     def year(self) -> None:
