@@ -330,7 +330,20 @@ def publish(
 def _wants_gzip(request: web.Request) -> bool:
     """gzip unless the client says q=0 for it; a q-value that is not a number counts as a yes (RFC 9110
     asks for a number, but a client's typo must not cost it the page)."""
-    for part in request.headers.get("Accept-Encoding", "").split(","):
+    header = request.headers.get("Accept-Encoding", "")
+    known = _GZIP_ANSWERS.get(header)
+    if known is None:
+        known = _accepts_gzip(header)
+        if len(_GZIP_ANSWERS) < 256:  # a client sends the same header every time: remember a few
+            _GZIP_ANSWERS[header] = known
+    return known
+
+
+_GZIP_ANSWERS: dict[str, bool] = {}
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
         name, *params = part.split(";")
         if name.strip().lower() not in ("gzip", "x-gzip"):
             continue

@@ -280,3 +280,68 @@ def test_cache_and_record_live_in_the_state_folder(config_copy: Path, tmp_path: 
         assert " 0 written" in again.stdout or "записано 0" in again.stdout, again.stdout
     assert (state / CACHE_FILE).is_file()
     assert not [p for p in out.rglob("*") if "cache" in p.name or p.suffix == ".json"]
+
+
+async def test_served_bodies_stay_within_their_budget(config_copy: Path, tmp_path: Path) -> None:
+    import aiohttp
+
+    from scheduler.clock import FixedClock
+    from scheduler.server import FeedServer
+
+    state = tmp_path / "state"
+    state.mkdir()
+    server = FeedServer(SQLiteStore(state / "state.db"), FixedClock(NOW), config_copy, state=state)
+    pub = server.update(load_config(config_copy).project)
+    pub.answers.budget = 1  # keep at most one feed's bodies ready
+    port = await server.start("127.0.0.1", 0)
+    paths = [server.private_path("school", s.id) for s in pub.project.schools] + ["/project.ics"]
+    try:
+        async with aiohttp.ClientSession(auto_decompress=False) as http:
+            for _ in range(2):
+                for path in paths:
+                    for encoding in ("identity", "gzip"):
+                        async with http.get(
+                            f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": encoding}
+                        ) as r:
+                            assert r.status == 200
+                            body = await r.read()
+                            rel = path.lstrip("/")
+                            if rel.count("/") == 2:
+                                rel = "/".join(rel.split("/")[:2]) + ".ics"
+                            data = pub.feeds[rel].data
+                            assert (gzip_decompress(body) if encoding == "gzip" else body) == data
+                            tag = r.headers["ETag"]
+                        async with http.get(
+                            f"http://127.0.0.1:{port}{path}",
+                            headers={"Accept-Encoding": encoding, "If-None-Match": tag},
+                        ) as r:
+                            assert r.status == 304
+                    assert len(pub.answers._kept) == 1
+    finally:
+        await server.stop()
+
+
+def gzip_decompress(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.decompress(data)
+
+
+def test_the_service_rebuilds_what_an_edit_changed(
+    config_copy: Path, tmp_path: Path, edit: Callable[[str, str, str], Path]
+) -> None:
+    from scheduler.clock import FixedClock
+    from scheduler.server import FeedServer
+
+    state = tmp_path / "state"
+    state.mkdir()
+    server = FeedServer(SQLiteStore(state / "state.db"), FixedClock(NOW), config_copy, state=state)
+    first = server.update(load_config(config_copy).project)
+    edit("participants.yaml", 'short_name: "СШ № 37"', 'short_name: "Школа № 37"')
+    second = server.update(load_config(config_copy).project)
+    # The school answers for nothing: its name is in its own feed's name only, no item is serialised again.
+    assert server._cache.misses == 0 and server._cache.hits > 0
+    changed = {p for p in first.feeds if first.feeds[p].etag != second.feeds[p].etag}
+    assert changed == {"schools/school-37.ics"}
+    fresh = _build(config_copy, state, None)
+    assert {p: f.data for p, f in second.feeds.items()} == fresh
