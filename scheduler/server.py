@@ -9,7 +9,7 @@ import hmac
 import logging
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -466,6 +466,27 @@ def make_app(
     return app
 
 
+def _feeds_first(
+    app_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+    source: Callable[[], Published | None],
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """Feed requests answered before the application's router: they are nearly all the traffic (every
+    client polls every feed hourly), and the router would try every page's route first. Anything that is
+    not a current feed goes to the application, which answers it as before (a 404 included)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        pub = source()
+        if pub is not None and request.method in ("GET", "HEAD") and not request.headers.get("Expect"):
+            path = request.path
+            if path.endswith(".ics") and not path.startswith("/organiser/"):
+                feed = _resolve(pub, path.lstrip("/"))
+                if feed is not None:
+                    return _serve_feed(request, pub, feed)  # type: ignore[arg-type]
+        return await app_handler(request)
+
+    return handle
+
+
 def _document(pub: Published, path: str) -> web.StreamResponse:
     """/documents/<meeting>/<name> of a public meeting, /documents/<meeting>/<token>/<name> of another."""
     from urllib.parse import quote
@@ -599,6 +620,7 @@ class FeedServer:
         await self._runner.setup()
         handlers = self._runner.server
         assert handlers is not None
+        handlers.request_handler = _feeds_first(handlers.request_handler, lambda: self._published)
         seconds = self.head_timeout
         self._listener = await asyncio.get_running_loop().create_server(
             lambda: _HeadDeadline(handlers(), seconds), host, port, reuse_address=True
