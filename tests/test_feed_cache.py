@@ -345,3 +345,50 @@ def test_the_service_rebuilds_what_an_edit_changed(
     assert changed == {"schools/school-37.ics"}
     fresh = _build(config_copy, state, None)
     assert {p: f.data for p, f in second.feeds.items()} == fresh
+
+
+def test_a_new_secret_reaches_the_cached_links_of_private_documents(
+    config_copy: Path, tmp_path: Path, edit: Callable[[str, str, str], Path]
+) -> None:
+    from scheduler.tokens import rotate_secret
+
+    (config_copy / "documents").mkdir()
+    (config_copy / "documents" / "plan.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    edit(
+        "meetings/2020-09-25-heads.yaml",
+        "audience: all\n",
+        "audience: {teams: [network]}\ndocuments:\n  - documents/plan.pdf\n",
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    before = _build(config_copy, state, _cached(state))
+    store = SQLiteStore(state / "state.db")
+    rotate_secret(store)
+    store.close()
+    warm = _cached(state)
+    after = _build(config_copy, state, warm)
+    assert warm.hits > 0
+    assert after == _build(config_copy, state, None)
+    team = "teams/network.ics"
+    assert after[team] != before[team]
+    for data in (before[team], after[team]):
+        assert all_readers_agree(data)
+    links = [
+        str(v)
+        for ev in wrap_calendar_uids_of(after[team])
+        for v in (ev.get("ATTACH") if isinstance(ev.get("ATTACH"), list) else [ev.get("ATTACH")])
+        if v is not None
+    ]
+    assert links and all("/documents/heads-2020-09/" in link for link in links)
+    assert not set(links) & {
+        str(v)
+        for ev in wrap_calendar_uids_of(before[team])
+        for v in (ev.get("ATTACH") if isinstance(ev.get("ATTACH"), list) else [ev.get("ATTACH")])
+        if v is not None
+    }
+
+
+def wrap_calendar_uids_of(data: bytes) -> list:  # type: ignore[type-arg]
+    from icalendar import Calendar
+
+    return list(Calendar.from_ical(data).walk("VEVENT"))
