@@ -93,9 +93,12 @@ class SessionPool:
     It starts at `start` and grows by one after each round of messages (one per open session) that
     went without a refusal and replied about as fast as the fastest round seen, never beyond `maximum`.
     A 421 reply ("too many connections", "try again later", a greeting that turns us away) or a refused
-    connection while others are open halves it, and it then never grows back to the size that was
-    refused. The delivery workers above the limit park without holding a row.
+    connection while others are open halves it (once for the sessions opened together), and it then
+    grows back only to one below the number that was refused, until PROBE_ROUNDS calm rounds later
+    it tries one more. The delivery workers above the limit park without holding a row.
     """
+
+    PROBE_ROUNDS = 50
 
     def __init__(self, maximum: int, start: int = 4):
         self.maximum = max(1, maximum)
@@ -104,6 +107,7 @@ class SessionPool:
         self.open = 0  # sessions connected now
         self.best: float | None = None  # fastest mean seconds per message over a round
         self._round: list[float] = []
+        self._calm = 0  # rounds since the last refusal, or since the ceiling was last raised
         self._changed: asyncio.Event | None = None
 
     def bound(self, maximum: int) -> None:
@@ -135,18 +139,27 @@ class SessionPool:
         self._round = []
         if self.best is None or mean < self.best:
             self.best = mean
+        self._calm += 1
+        if self._calm >= self.PROBE_ROUNDS and self.ceiling < self.maximum:
+            # A refusal long ago may have been a busy moment of the relay's: try one more again.
+            self.ceiling += 1
+            self._calm = 0
         # "About as fast": more sessions that only queue behind each other (at the relay, or on our
         # own CPU) would add load and no speed.
         if mean <= 1.5 * self.best and self.limit < min(self.maximum, self.ceiling):
             self.limit += 1
             self.wake()
 
-    def refused(self) -> None:
-        """The server turned a session away: take fewer at once from now on."""
-        at = max(self.limit, self.open)
+    def refused(self, *, connected: bool = True) -> None:
+        """The server turned a session away (`connected`: after it was counted open): take fewer at once."""
+        at = self.open if connected else self.open + 1  # sessions at once, the refused one included
         self.ceiling = min(self.ceiling, max(1, at - 1))
-        self.limit = max(1, min(self.limit, at) // 2)
+        if at <= self.limit:
+            self.limit = max(1, min(self.limit // 2, self.ceiling))
+        else:  # opened before an earlier refusal lowered the limit: that one decrease is enough
+            self.limit = min(self.limit, self.ceiling)
         self._round = []
+        self._calm = 0
         self.wake()
 
 
@@ -273,7 +286,7 @@ class _SMTPConnection:
             pool = self.pool
             if pool is not None and pool.open > 0 and isinstance(exc.__cause__, ConnectionRefusedError):
                 # Others are connected, so someone listens: the server refuses one more session.
-                pool.refused()
+                pool.refused(connected=False)
                 raise TransientError(
                     _("the SMTP server refused one more connection: {reason}").format(reason=exc.__cause__)
                 ) from None
@@ -319,9 +332,9 @@ class _SMTPConnection:
             else:
                 errors, reply = await self.client.sendmail(sender, [recipient], message, mail_options=options)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self.close()
             if self.pool is not None and _turned_away(exc):
-                self.pool.refused()
+                self.pool.refused(connected=self._counted)
+            await self.close()
             raise _classify(exc, where) from None
         if self.pool is not None and not errors:
             self.pool.succeeded(time.monotonic() - started)
