@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,15 @@ from scheduler.clock import FixedClock
 from scheduler.delivery import deliver
 from scheduler.mailings import compose, queue
 from scheduler.store import SQLiteStore
-from scheduler.transport import PermanentError, SessionPool, SMTPSettings, SMTPTransport, TransientError
+from scheduler.transport import (
+    PermanentError,
+    SessionPool,
+    SMTPSettings,
+    SMTPTransport,
+    TransientError,
+    _crlf,
+    _data,
+)
 from tests.smtp_server import Recorder, SMTPServer
 
 # Bare LF line ends, a line that starts with a dot, a Cyrillic 8-bit body: what the DATA encoding must
@@ -175,3 +184,10 @@ def test_the_pool_stays_between_one_and_its_bounds(maximum, start, events):
             pool.refused(connected=event > 0)
         assert 1 <= pool.limit <= max(1, min(pool.maximum, pool.ceiling))
         assert 1 <= pool.ceiling <= pool.maximum
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b".", b"..", b"a", b"\xd0\x97", b" "]), max_size=40))
+def test_the_data_fast_path_gives_aiosmtplibs_bytes(parts):
+    message = b"".join(parts)
+    assert _crlf(message) == normalize_message_line_endings(message)
+    assert _data(message) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)) + b".\r\n"
