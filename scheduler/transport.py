@@ -452,20 +452,27 @@ async def _pipelined_sendmail(
             try:
                 protocol._response_pending = True
                 protocol.write(group)
-                # Every reply of the group is read, whatever the first said: the session stays in step.
-                mail_reply = await protocol.read_grouped(timeout)
-                rcpt_reply = await protocol.read_grouped(timeout)
-                data_reply = await protocol.read_grouped(timeout)
+                # Every reply of the group is read, whatever the first said: the session stays in
+                # step. But a 421 closes the session (RFC 5321, 3.8): nothing more will come.
+                replies: list[aiosmtplib.SMTPResponse] = []
+                while len(replies) < 3 and not (replies and replies[-1].code == 421):
+                    replies.append(await protocol.read_grouped(timeout))
             finally:
                 protocol.grouped = False
+            mail_reply, rcpt_reply, data_reply = (*replies, None, None)[:3]
             if mail_reply.code != 250:
                 failure = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, sender)
-            elif rcpt_reply.code not in (250, 251):
+            elif rcpt_reply is not None and rcpt_reply.code not in (250, 251):
                 failure = aiosmtplib.SMTPRecipientsRefused(
                     [aiosmtplib.SMTPRecipientRefused(rcpt_reply.code, rcpt_reply.message, recipient)]
                 )
-            elif data_reply.code != 354:
+            elif data_reply is not None and data_reply.code != 354:
                 failure = aiosmtplib.SMTPDataError(data_reply.code, data_reply.message)
+            if replies[-1].code == 421:
+                client.close()
+                assert failure is not None
+                raise failure
+            assert data_reply is not None
             if data_reply.code == 354 and failure is not None:
                 # A server that took DATA with no valid recipient: end it empty (RFC 2920, section 3.1).
                 protocol._response_pending = True

@@ -64,6 +64,8 @@ class Recorder:
         limit = getattr(server, "max_sessions", None)
         if limit is not None and getattr(server, "rank", 0) > limit:
             self.turned_away += 1
+            # and closes the session after the reply, as Postfix and Exim do after a 421
+            server.loop.call_soon(server.transport.close)
             return "421 4.7.0 Too many concurrent SMTP connections; please try again later"
         # Not yet answered: what the client sent after MAIL is in the stream only if it did not wait.
         waiting = bytes(server._reader._buffer)  # type: ignore[attr-defined]

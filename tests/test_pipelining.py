@@ -191,3 +191,16 @@ def test_the_data_fast_path_gives_aiosmtplibs_bytes(parts):
     message = b"".join(parts)
     assert _crlf(message) == normalize_message_line_endings(message)
     assert _data(message) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)) + b".\r\n"
+
+
+async def test_a_421_inside_a_group_is_reported_with_its_reply_and_shrinks_the_pool():
+    rec = Recorder()
+    with SMTPServer(rec, pipelining=True, max_sessions=0) as server:  # every session turned away
+        t = SMTPTransport(SMTPSettings("127.0.0.1", server.port, timeout=5))
+        assert t.pool is not None
+        conn = await t.connect()
+        with pytest.raises(TransientError, match=r"421 4\.7\.0 Too many concurrent SMTP connections"):
+            await conn.send("a@example.org", "b@example.org", MSG, "k")
+        await conn.close()
+    # One session, refused: one at most from now on
+    assert (t.pool.limit, t.pool.ceiling, t.pool.open) == (1, 1, 0) and rec.accepted == []
