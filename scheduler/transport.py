@@ -166,6 +166,8 @@ class SessionPool:
 
 def _turned_away(exc: BaseException) -> bool:
     """A reply that says too many sessions, or come back later: a 421, which closes the session."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]  # a 421 at RCPT TO
     code = getattr(exc, "code", None)
     if code == 421:
         return True

@@ -35,7 +35,8 @@ class Recorder:
     - `drop_at`: 1-based DATA numbers at which the server drops the connection without a reply;
     - `stall_at`: DATA numbers at which the server never answers (until the server stops);
     - `gate_at`: a DATA number at which the server sets `gate_reached` and waits, unanswered, until stop;
-    - `drop_at_rcpt`: addresses at which the server drops the connection without a reply.
+    - `drop_at_rcpt`: addresses at which the server drops the connection without a reply;
+    - `busy`: addresses answered 421 at RCPT, the connection closed after the reply.
 
     It notes, for each MAIL FROM, whether the RCPT TO and DATA after it had already arrived before the
     server answered it (`grouped`: the client pipelined), and each RSET.
@@ -47,6 +48,7 @@ class Recorder:
     stall_at: set[int] = field(default_factory=set)
     gate_at: int | None = None
     drop_at_rcpt: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)
     grouped: list[bool] = field(default_factory=list)
     resets: int = 0
     sessions: int = 0  # open now
@@ -84,6 +86,9 @@ class Recorder:
         if address.lower() in self.drop_at_rcpt:
             server.transport.abort()
             return "250 OK (never seen)"
+        if address.lower() in self.busy:
+            server.loop.call_soon(server.transport.close)
+            return "421 4.7.0 busy, closing the connection"
         if address.lower() in self.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)

@@ -204,3 +204,16 @@ async def test_a_421_inside_a_group_is_reported_with_its_reply_and_shrinks_the_p
         await conn.close()
     # One session, refused: one at most from now on
     assert (t.pool.limit, t.pool.ceiling, t.pool.open) == (1, 1, 0) and rec.accepted == []
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_a_421_at_rcpt_also_shrinks_the_pool(pipelining):
+    rec = Recorder(busy={"busy421@example.org"})
+    with SMTPServer(rec, pipelining=pipelining) as server:
+        t = SMTPTransport(SMTPSettings("127.0.0.1", server.port, timeout=5))
+        assert t.pool is not None
+        conn = await t.connect()
+        with pytest.raises(TransientError, match=r"421 4\.7\.0 busy"):
+            await conn.send("a@example.org", "busy421@example.org", MSG, "k")
+        await conn.close()
+    assert (t.pool.limit, t.pool.ceiling, t.pool.open) == (1, 1, 0)
