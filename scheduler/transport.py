@@ -290,8 +290,9 @@ class _SMTPConnection:
             if pool is not None and pool.open > 0 and isinstance(exc.__cause__, ConnectionRefusedError):
                 # Others are connected, so someone listens: the server refuses one more session.
                 pool.refused(connected=False)
+                # A row's reason, as the server's replies are: in English, like the other retries'.
                 raise TransientError(
-                    _("the SMTP server refused one more connection: {reason}").format(reason=exc.__cause__)
+                    f"the SMTP server refused one more connection: {exc.__cause__}"
                 ) from None
             raise
         if self.pool is not None and not self._counted:

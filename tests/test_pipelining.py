@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from scheduler.transport import (
     SMTPSettings,
     SMTPTransport,
     TransientError,
+    TransportConfigError,
     _crlf,
     _data,
 )
@@ -217,3 +219,18 @@ async def test_a_421_at_rcpt_also_shrinks_the_pool(pipelining):
             await conn.send("a@example.org", "busy421@example.org", MSG, "k")
         await conn.close()
     assert (t.pool.limit, t.pool.ceiling, t.pool.open) == (1, 1, 0)
+
+
+async def test_a_refused_connection_while_others_are_open_is_one_too_many_not_a_wrong_setting():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = SMTPTransport(SMTPSettings("127.0.0.1", port, timeout=5))
+    assert t.pool is not None
+    conn = await t.connect()
+    with pytest.raises(TransportConfigError, match="cannot connect"):  # alone: nobody listens
+        await conn.send("a@example.org", "b@example.org", MSG, "k")
+    t.pool.open = 3  # three sessions of this transport are connected to that server
+    with pytest.raises(TransientError, match="refused one more connection"):
+        await conn.send("a@example.org", "b@example.org", MSG, "k")
+    assert (t.pool.limit, t.pool.ceiling) == (2, 3)
