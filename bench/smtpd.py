@@ -55,7 +55,7 @@ class Handler:
     ) -> list[str]:
         session.host_name = hostname
         if self.args.pipelining:
-            # As Postfix, Exim and the big providers' relays do: commands may come in groups (RFC 2920);
+            # As Postfix and Exim do by default: commands may come in groups (RFC 2920);
             # aiosmtpd reads them one after the other from its stream.
             responses.insert(-1, "250-PIPELINING")
         return responses
