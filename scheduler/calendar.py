@@ -141,19 +141,20 @@ def _final_actions(project: Project) -> Iterable[tuple[Meeting, ActionItem]]:
 
 def event_states(store: StateStore, project: Project, now: datetime) -> dict[str, EventState]:
     """Record every item's fingerprint: SEQUENCE rises when an item changes and never falls."""
-    states: dict[str, EventState] = {}
+    items: list[tuple[str, str]] = []
     for meeting in project.meetings:
-        uid = uid_for(project, "meeting", meeting.id)
-        states[uid] = store.event_state(uid, meeting_fingerprint(project, meeting), now)
+        items.append((uid_for(project, "meeting", meeting.id), meeting_fingerprint(project, meeting)))
     for event in project.all_events():
-        uid = uid_for(project, "event", event.id)
-        states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
-        for extra, _part in series_parts(project, event):
-            states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
+        fingerprint = event_fingerprint(project, event)
+        items.append((uid_for(project, "event", event.id), fingerprint))
+        items.extend((extra, fingerprint) for extra, _part in series_parts(project, event))
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
-        states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
-    return states
+        items.append((uid, _action_fingerprint(project, meeting, action)))
+    batch = getattr(store, "event_states", None)
+    if batch is not None:
+        return batch(items, now)
+    return {uid: store.event_state(uid, fingerprint, now) for uid, fingerprint in items}
 
 
 # -- components --------------------------------------------------------------------------------------------

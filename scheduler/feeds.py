@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -100,6 +101,16 @@ def _visible(project: Project, piece: Piece, today: date) -> bool:
     return piece.cancelled_end is None or piece.cancelled_end + CANCELLED_KEPT >= today
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_lines(name: str) -> bytes:
+    """A feed's NAME and X-WR-CALNAME lines, folded; kept between the rebuilds of a long-running service."""
+    value = vText(name)
+    return b"".join(
+        Contentline.from_parts(key, value.params, value).to_ical() + b"\r\n"
+        for key in ("NAME", "X-WR-CALNAME")
+    )
+
+
 class _Assembler:
     """Feeds from pieces: each piece's digest is known, each VTIMEZONE and head made once per build."""
 
@@ -126,11 +137,7 @@ class _Assembler:
             return wrap_calendar(
                 project, [], method=None, name=name, description=project.settings.name, language=language
             ).to_ical()
-        value = vText(name)
-        lines = [
-            Contentline.from_parts(key, value.params, value).to_ical() for key in ("NAME", "X-WR-CALNAME")
-        ]
-        return b"".join([parts[0], lines[0], b"\r\n", lines[1], b"\r\n", parts[1]])
+        return b"".join([parts[0], _name_lines(name), parts[1]])
 
     def zone(self, tzid: str, lo: datetime, hi: datetime) -> tuple[bytes, bytes]:
         key = (tzid, lo, hi)
