@@ -275,16 +275,25 @@ def build_feeds(
         own = make.group(school_items(sl, school.id))
         path = f"schools/{school.id}.ics"
         add(make.feed(path, "school", school.id, name, False, [for_everyone(sl), own], sl))
+    # A team's own items: those naming the team or one of its schools, in item order, found in one pass.
+    school_teams: dict[str, list[str]] = {}
     for team in project.teams:
-        schools = set(team.schools)
-        chosen = [
-            i
-            for i in items(lang)
-            if not i.audience.all
-            and (team.id in i.audience.teams or not schools.isdisjoint(i.audience.schools))
-        ]
+        for sid in team.schools:
+            school_teams.setdefault(sid, []).append(team.id)
+    per_team: dict[str, list[Piece]] = {t.id: [] for t in project.teams}
+    for item in items(lang):
+        audience = item.audience
+        if audience.all:
+            continue
+        wanted = set(audience.teams)
+        for sid in audience.schools:
+            wanted.update(school_teams.get(sid, ()))
+        for tid in wanted:
+            if tid in per_team:
+                per_team[tid].append(item)
+    for team in project.teams:
         name = names["team"].format(title=title, name=team.name)
-        groups = [for_everyone(lang), make.group(chosen)]
+        groups = [for_everyone(lang), make.group(per_team[team.id])]
         add(make.feed(f"teams/{team.id}.ics", "team", team.id, name, False, groups, lang))
     # The organiser's own feed: every item, whoever it is for; served only behind the organiser's token.
     name = names["organiser"].format(title=title, name="")
