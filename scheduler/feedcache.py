@@ -86,7 +86,8 @@ class ItemCache:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self._entries: dict[bytes, list[Any]] = {}  # key -> [generation last used, Entry]
+        # key -> [generation last used, Entry, and once saved its fixed part of the index]
+        self._entries: dict[bytes, list[Any]] = {}
         self._gen = 0
         self._dirty = False
         self.hits = 0
@@ -169,12 +170,13 @@ class ItemCache:
     def save(self) -> None:
         """Drop what recent builds have not used, and write the file if anything changed."""
         oldest = self._gen - KEEP_BUILDS
-        stale = [k for k, (gen, _) in self._entries.items() if gen <= oldest]
+        stale = [k for k, record in self._entries.items() if record[0] <= oldest]
         for key in stale:
             del self._entries[key]
-        total = sum(len(e.data) for _, e in self._entries.values())
+        total = sum(len(record[1].data) for record in self._entries.values())
         if total > MAX_BYTES:
-            for key, (_, entry) in sorted(self._entries.items(), key=lambda kv: kv[1][0]):
+            for key, record in sorted(self._entries.items(), key=lambda kv: kv[1][0]):
+                entry = record[1]
                 if total <= MAX_BYTES:
                     break
                 total -= len(entry.data)
@@ -190,14 +192,23 @@ class ItemCache:
             log.warning("feed cache %s not written: %s", self.path, exc)
 
 
+def _described(key: bytes, e: Entry) -> tuple[str, str, dict[str, list[str]], str | None]:
+    spans = {tzid: [lo.isoformat(), hi.isoformat()] for tzid, (lo, hi) in e.spans.items()}
+    return key.hex(), e.digest.hex(), spans, e.cancelled.isoformat() if e.cancelled else None
+
+
 def _encode(gen: int, entries: dict[bytes, list[Any]]) -> bytes:
     index = []
     blobs = []
     offset = 0
-    for key, (used, e) in entries.items():
-        spans = {tzid: [lo.isoformat(), hi.isoformat()] for tzid, (lo, hi) in e.spans.items()}
-        cancelled = e.cancelled.isoformat() if e.cancelled else None
-        index.append([key.hex(), used, offset, len(e.data), e.digest.hex(), spans, cancelled])
+    for key, record in entries.items():
+        used, e = record[0], record[1]
+        if (
+            len(record) < 3
+        ):  # an entry's fixed part of the index, made once: a service saves after each rebuild
+            record.append(_described(key, e))
+        hexkey, digest, spans, cancelled = record[2]
+        index.append([hexkey, used, offset, len(e.data), digest, spans, cancelled])
         blobs.append(e.data)
         offset += len(e.data)
     text = json.dumps(index, separators=(",", ":")).encode()
