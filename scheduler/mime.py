@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
+from functools import lru_cache
 from urllib.parse import quote
 
 from .errors import CyclogramError
@@ -35,9 +38,16 @@ class HeaderValueError(CyclogramError, ValueError):
     """A value that cannot go into a header as it is (a control character or a line break)."""
 
 
+# Exactly the characters of Unicode categories Cc (U+0000-U+001F, U+007F-U+009F), Zl and Zp: one search
+# answers for the common case (none there) at C speed; test_mime checks it against unicodedata.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def control_characters(value: str) -> list[str]:
     """The characters a header must never carry raw: C0/C1 controls (NUL, CR, LF, TAB, U+0085...), DEL,
     and the Unicode line and paragraph separators (U+2028, U+2029)."""
+    if _CONTROLS.search(value) is None:
+        return []
     return sorted({c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")})
 
 
@@ -61,6 +71,7 @@ def _word_bytes(room: int) -> int:
     return max(3, (min(room, _WORD) - len(_PREFIX) - len(_SUFFIX)) // 4 * 3)
 
 
+@lru_cache(maxsize=4096)  # a mailing's subject and sender are the same in every copy
 def encode_words(text: str, first: int = _LINE - 1) -> str:
     """RFC 2047 encoded-words for a header value, at most 75 characters each, one per folded line.
 
@@ -148,7 +159,11 @@ class Part:
 
 
 def _b64(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", CRLF)
+    # base64.encodebytes' lines (76 characters, each ended), with CRLF: one encoding, then cut.
+    encoded = binascii.b2a_base64(data, newline=False)
+    if not encoded:
+        return b""
+    return CRLF.join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + CRLF
 
 
 def part(content_type: str, body: bytes, *, disposition: str | None = None) -> Part:
