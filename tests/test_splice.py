@@ -185,3 +185,21 @@ def test_a_broken_template_fails_as_it_always_did(config_copy):
             compose(loaded, "invitation", meeting=MEETING, store=store, now=NOW)
     finally:
         store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from("\\^;:,\"' абвЖ€😀"), st.characters(blacklist_categories=("Cs", "Cc"))
+        ),
+        max_size=300,
+    )
+)
+def test_attendee_lines_fold_as_icalendar_folds_them(text):
+    from icalendar.parser import Contentline
+
+    from scheduler.imip import fold
+
+    line = "ATTENDEE;CN=" + text
+    assert fold(line).encode("utf-8") == Contentline(line).to_ical()
