@@ -79,34 +79,29 @@ def address_to(template: bytes, recipient: Recipient, method: str) -> bytes:
     attendee.params["PARTSTAT"] = "NEEDS-ACTION"
     # RFC 5546: a CANCEL expects no reply, so only a REQUEST asks for one.
     attendee.params["RSVP"] = "TRUE" if method == "REQUEST" else "FALSE"
-    line = fold(Contentline.from_parts("ATTENDEE", attendee.params, attendee)).encode("utf-8") + b"\r\n"
+    line = fold(Contentline.from_parts("ATTENDEE", attendee.params, attendee)) + b"\r\n"
     end = template.rindex(b"END:VEVENT\r\n")
     return b"".join((template[:end], line, template[end:]))
 
 
-def fold(line: str, limit: int = 75) -> str:
-    """A content line folded as icalendar's `Contentline.to_ical` folds it (RFC 5545 3.1: under 75 octets a
-    line, never inside a character; a `\\` or `^` escape is not split from what it escapes), computed from
-    code points instead of encoding each character: the ATTENDEE line is folded once per recipient."""
-    if len(line) * 4 < limit:
-        return line  # even all 4-byte characters fit
-    pieces: list[str] = []
-    start = 0  # where the current piece begins
-    count = 0  # its UTF-8 octets
-    for i, char in enumerate(line):
-        code = ord(char)
-        size = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
-        if 0xD800 <= code < 0xE000:
-            raise UnicodeEncodeError("utf-8", line, i, i + 1, "surrogates not allowed")
-        if i > start and count + size >= limit:
-            if i - start > 1 and line[i - 1] in "\\^":
-                pieces.append(line[start : i - 1])
-                start = i - 1
-                count = 1  # the escape character, ASCII
-            else:
-                pieces.append(line[start:i])
-                start = i
-                count = 0
-        count += size
-    pieces.append(line[start:])
-    return "\r\n ".join(pieces)
+def fold(line: str, limit: int = 75) -> bytes:
+    """A content line in UTF-8, folded as icalendar's `Contentline.to_ical` folds it (RFC 5545 3.1: each
+    line under `limit` octets, never cut inside a character, and a `\\` or `^` escape not split from what
+    it escapes), by octet arithmetic on the encoded line instead of a loop over its characters: the
+    ATTENDEE line is folded once per recipient."""
+    data = line.encode("utf-8")
+    room = limit - 1  # a line holds at most limit - 1 octets
+    if len(data) <= room:
+        return data
+    pieces = []
+    start = 0
+    while len(data) - start > room:
+        end = start + room
+        while data[end] & 0xC0 == 0x80:  # inside a character: cut before it
+            end -= 1
+        if data[end - 1] in b"\\^":  # an escape goes to the next line with what it escapes
+            end -= 1
+        pieces.append(data[start:end])
+        start = end
+    pieces.append(data[start:])
+    return b"\r\n ".join(pieces)

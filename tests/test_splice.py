@@ -191,7 +191,7 @@ def test_a_broken_template_fails_as_it_always_did(config_copy):
 @given(
     st.text(
         alphabet=st.one_of(
-            st.sampled_from("\\^;:,\"' абвЖ€😀"), st.characters(blacklist_categories=("Cs", "Cc"))
+            st.sampled_from("\\^;:,\"' абвЖ€😀\\\\^^"), st.characters(blacklist_categories=("Cs", "Cc"))
         ),
         max_size=300,
     )
@@ -202,4 +202,4 @@ def test_attendee_lines_fold_as_icalendar_folds_them(text):
     from scheduler.imip import fold
 
     line = "ATTENDEE;CN=" + text
-    assert fold(line).encode("utf-8") == Contentline(line).to_ical()
+    assert fold(line) == Contentline(line).to_ical()
