@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import unicodedata
@@ -159,11 +158,7 @@ class Part:
 
 
 def _b64(data: bytes) -> bytes:
-    # base64.encodebytes' lines (76 characters, each ended), with CRLF: one encoding, then cut.
-    encoded = binascii.b2a_base64(data, newline=False)
-    if not encoded:
-        return b""
-    return CRLF.join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + CRLF
+    return base64.encodebytes(data).replace(b"\n", CRLF)
 
 
 def part(content_type: str, body: bytes, *, disposition: str | None = None) -> Part:
