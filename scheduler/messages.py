@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -497,6 +498,16 @@ def _domain(email: str) -> str:
     return domain if domain.isascii() else domain.encode("idna").decode("ascii")
 
 
+@lru_cache(maxsize=64)  # one date and one zone for every message of a mailing
+def _date_header(date: datetime, zone: ZoneInfo) -> bytes:
+    return f"Date: {format_datetime(date.astimezone(zone))}\r\n".encode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _host(base_url: str, organizer: str) -> str:
+    return urlsplit(base_url).hostname or _domain(organizer)
+
+
 def build_message(
     project: Project,
     recipient: Recipient,
@@ -520,7 +531,7 @@ def build_message(
     check_header("To", recipient.name)
     check_header("Subject", rendered.subject)
     message_id = message_id_for(mailing, recipient.email, revision, _domain(organizer.email))
-    host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
+    host = _host(str(settings.base_url), organizer.email)
     list_name = check_header("List-Id", settings.title)
     head = [
         # UTF-8 only for a UTF-8 mailbox (RFC 6532), which is sent with SMTPUTF8 or not at all.
@@ -528,7 +539,7 @@ def build_message(
         f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode(),
         f"Reply-To: {settings.reply_to}\r\n".encode() if settings.reply_to else b"",
         mime.header("Subject", rendered.subject),
-        f"Date: {format_datetime(date.astimezone(project.zone()))}\r\n".encode("ascii"),
+        _date_header(date, project.zone()),
         f"Message-ID: {message_id}\r\n".encode("ascii"),
         # RFC 3834: responders must not answer auto-generated mail; Exchange reads X-Auto-Response-Suppress,
         # older vacation programs only Precedence. List-Id gives filters a stable handle for the project's mail.

@@ -110,6 +110,7 @@ def _fold_ascii(text: str, room: int) -> str | None:
     return "\r\n ".join(lines)
 
 
+@lru_cache(maxsize=1024)  # Subject and List-Id repeat in every copy of a mailing
 def header(name: str, value: str) -> bytes:
     """One unstructured header (Subject, List-Id phrase...), encoded only if it must be, folded within 78."""
     refuse_controls(name, value)
@@ -122,6 +123,7 @@ def header(name: str, value: str) -> bytes:
     return f"{name}: {text}".encode("ascii") + CRLF
 
 
+@lru_cache(maxsize=1024)  # the sender's is the same in every message
 def address(display_name: str, addr_spec: str, *, header_name: str = "To") -> str:
     """`Name <addr>` folded for the header `header_name`: an ASCII name quoted where RFC 5322 needs it and
     folded at its spaces, any other (or one with a word too long for a line) as encoded-words of at most
