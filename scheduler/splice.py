@@ -1,28 +1,4 @@
-"""Render a mailing's templates once per group of like recipients and splice in what is personal.
-
-A mailing to 100,000 heads renders the same letter 100,000 times with only a few strings changed: the
-greeting, the school's name and feed link, the answer links. Here the three templates are rendered once
-per *shape* (language, the reader's time zone, and the structure of the personal values: how many
-schools, which values are empty) with a marked stand-in for each personal string, and each message is
-then the rendered text with the person's strings put where the stand-ins came out, escaped exactly as
-the template escaped the stand-in.
-
-Templates are the organiser's to edit, so this is only done where it is provably the same as rendering
-for each person; anywhere else the caller renders per person (`Skeleton` is None):
-
-- statically, the templates involved (with everything they extend and include) must not capture
-  output (`{% set %}...{% endset %}`, `{% filter %}`, macros, call blocks, `super()` or `self.x()`
-  inside an expression), nor hand a personal value to a function call, an `in` test or a filter or
-  test outside a short list whose behaviour on a string is known;
-- at render time a stand-in refuses everything but being output whole and being tested for
-  emptiness (its `__bool__` answers for the real value: the shape holds it); reading its length,
-  characters, case, comparing, hashing into a set, concatenating or formatting it raises, and the
-  group is rendered per person;
-- the rendered text must hold the stand-ins intact and nothing else of them (a stand-in carries a
-  random number that any transformation would leave behind, mangled, and that is checked for).
-
-The tests render hostile, Cyrillic and multi-school recipients both ways and compare the bytes.
-"""
+"""Render a mailing's templates once per group of like recipients and splice in what is personal."""
 
 from __future__ import annotations
 
@@ -38,6 +14,29 @@ from jinja2 import nodes
 from markupsafe import escape
 
 __all__ = ["PERSONAL", "Skeleton", "SkeletonCache", "split_personal"]
+
+# A mailing to 100,000 heads renders the same letter 100,000 times with only a few strings changed: the
+# greeting, the school's name and feed link, the answer links. Here the three templates are rendered once
+# per *shape* (language, the reader's time zone, and the structure of the personal values: how many
+# schools, which values are empty) with a marked stand-in for each personal string, and each message is
+# then the rendered text with the person's strings put where the stand-ins came out, escaped exactly as
+# the template escaped the stand-in.
+#
+# Templates are the organiser's to edit, so this is only done where it is provably the same as rendering
+# for each person; anywhere else the caller renders per person (`Skeleton` is None):
+#
+# - statically, the templates involved (with everything they extend and include) must not capture
+#   output (`{% set %}...{% endset %}`, `{% filter %}`, macros, call blocks, `super()` or `self.x()`
+#   inside an expression), nor hand a personal value to a function call, an `in` test, a subscript (as
+#   a key) or a filter or test outside a short list whose behaviour on a string is known;
+# - at render time a stand-in refuses everything but being output whole and being tested for
+#   emptiness (its `__bool__` answers for the real value: the shape holds it); reading its length,
+#   characters or case, comparing, concatenating or formatting it raises, and the group is rendered
+#   per person;
+# - the rendered text must hold the stand-ins intact and nothing else of them (a stand-in carries a
+#   random number that any transformation would leave behind, mangled, and that is checked for).
+#
+# The tests render hostile, Cyrillic and multi-school recipients both ways and compare the bytes.
 
 # The context keys whose values differ from one recipient to the next (see messages.personal_context).
 PERSONAL = ("recipient", "school", "schools", "feed_url", "rsvp")
