@@ -12,7 +12,7 @@ from .calendar import meeting_event, wrap_calendar
 from .model import Meeting, MeetingStatus, Project, Recipient
 from .store import EventState
 
-__all__ = ["METHODS", "address_to", "imip_calendar", "imip_template"]
+__all__ = ["METHODS", "address_to", "fold", "imip_calendar", "imip_template"]
 
 METHODS = ("REQUEST", "CANCEL")
 
@@ -79,6 +79,29 @@ def address_to(template: bytes, recipient: Recipient, method: str) -> bytes:
     attendee.params["PARTSTAT"] = "NEEDS-ACTION"
     # RFC 5546: a CANCEL expects no reply, so only a REQUEST asks for one.
     attendee.params["RSVP"] = "TRUE" if method == "REQUEST" else "FALSE"
-    line = Contentline.from_parts("ATTENDEE", attendee.params, attendee).to_ical() + b"\r\n"
+    line = fold(Contentline.from_parts("ATTENDEE", attendee.params, attendee)) + b"\r\n"
     end = template.rindex(b"END:VEVENT\r\n")
-    return template[:end] + line + template[end:]
+    return b"".join((template[:end], line, template[end:]))
+
+
+def fold(line: str, limit: int = 75) -> bytes:
+    """A content line in UTF-8, folded as icalendar's `Contentline.to_ical` folds it (RFC 5545 3.1: each
+    line under `limit` octets, never cut inside a character, and a `\\` or `^` escape not split from what
+    it escapes), by octet arithmetic on the encoded line instead of a loop over its characters: the
+    ATTENDEE line is folded once per recipient."""
+    data = line.encode("utf-8")
+    room = limit - 1  # a line holds at most limit - 1 octets
+    if len(data) <= room:
+        return data
+    pieces = []
+    start = 0
+    while len(data) - start > room:
+        end = start + room
+        while data[end] & 0xC0 == 0x80:  # inside a character: cut before it
+            end -= 1
+        if data[end - 1] in b"\\^":  # an escape goes to the next line with what it escapes
+            end -= 1
+        pieces.append(data[start:end])
+        start = end
+    pieces.append(data[start:])
+    return b"\r\n ".join(pieces)

@@ -11,11 +11,19 @@ from . import mime
 from .changes import Change, describe_changes, meeting_snapshot
 from .config import LoadedConfig
 from .errors import CyclogramError, UnknownNameError, UnknownTargetError
-from .messages import IMIP_METHODS, build_message, mail_context, render_templates
+from .messages import (
+    IMIP_METHODS,
+    build_message,
+    finish_rendered,
+    personal_context,
+    render_templates,
+    shared_context,
+)
 from .model import KINDS, MEETING_KINDS, ActionItem, KeyEvent, Meeting, MeetingStatus, Project, Recipient
 from .plan import PlanEntry, build_plan, entry_recipients, mailing_key
+from .splice import SkeletonCache, split_personal
 from .store import NewMessage, StateStore
-from .templating import make_environment
+from .templating import mail_template_names, make_environment
 from .tokens import feed_secret, private_feed_url
 from .translation import _
 
@@ -342,15 +350,32 @@ def iter_compose(
         rule = getattr(project.policy(m), target.kind)
         attachments, documents = _documents(loaded, store, m, target.kind)
         templates: dict[str, bytes] = {}  # the calendar part per language, before it is addressed
+        # What every reader of one language in one zone shares, built once; the templates rendered once
+        # per group and shape where that is provably the same as per person (splice.py).
+        shared: dict[tuple[str, str | None], dict[str, Any]] = {}
+        skeletons = SkeletonCache(env)
         for r in recipients:
             revision = _revision(store, target.key, r.email, base, resend)
             urls = {s: feed_url(s) for s in r.schools or (r.school,)}  # every school the person answers for
-            context = mail_context(
-                project, target.kind, r, meeting=m, action=target.action, event=target.event,
-                occurrence=target.occurrence, changes=todo, feed_urls=urls, documents=documents,
+            personal, local = personal_context(
+                project, r, feed_urls=urls,
                 rsvp=answer_links(m.id, r.email) if m is not None and target.kind in ANSWERABLE else None,
             )  # fmt: skip
-            rendered = render_templates(env, rule.template or target.kind, r.language, context)
+            group = (r.language, local.key if local is not None else None)
+            common = shared.get(group)
+            if common is None:
+                common = shared[group] = shared_context(
+                    project, target.kind, r.language, local, meeting=m, action=target.action,
+                    event=target.event, occurrence=target.occurrence, changes=todo, documents=documents,
+                )  # fmt: skip
+            name = rule.template or target.kind
+            strings: list[str] = []
+            shape = split_personal(personal, strings)
+            skeleton = skeletons.get(tuple(mail_template_names(name, r.language)), group, common, shape)
+            if skeleton is not None:
+                rendered = finish_rendered(skeleton.fill(strings))
+            else:
+                rendered = render_templates(env, name, r.language, {**common, **personal})
             calendar = None
             if method is not None and state is not None and m is not None:
                 from .imip import address_to, imip_template

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -39,12 +40,15 @@ __all__ = [
     "build_message",
     "check_header",
     "event_context",
+    "finish_rendered",
     "mail_context",
     "meeting_context",
     "meeting_when",
     "message_id_for",
+    "personal_context",
     "recipient_greeting",
     "render_templates",
+    "shared_context",
 ]
 
 # Kinds that carry a calendar object, and the iTIP method each one uses.
@@ -325,6 +329,77 @@ def recipient_greeting(recipient: Recipient) -> str:
     )
 
 
+def personal_context(
+    project: Project,
+    recipient: Recipient,
+    *,
+    feed_url: str | None = None,
+    feed_urls: Mapping[str, str] | None = None,
+    rsvp: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], ZoneInfo | None]:
+    """The part of `mail_context` that is the recipient's own (splice.PERSONAL), and the reader's zone
+    where it is not the project's (mail then gives both times)."""
+    schools_ctx = []
+    local: ZoneInfo | None = None
+    for i, school_id in enumerate(recipient.schools or (recipient.school,)):
+        url = feed_urls.get(school_id) if feed_urls is not None else (feed_url if i == 0 else None)
+        try:
+            school = project.school(school_id)
+            if i == 0 and school.timezone:
+                local = ZoneInfo(school.timezone)
+            schools_ctx.append({"id": school.id, "name": school.name, "title": school.title, "feed_url": url})
+        except KeyError:
+            schools_ctx.append({"id": school_id, "name": school_id, "title": school_id, "feed_url": url})
+    school_ctx = {k: v for k, v in schools_ctx[0].items() if k != "feed_url"}
+    if feed_urls is not None:
+        feed_url = schools_ctx[0]["feed_url"]
+    personal = {
+        "recipient": {
+            "name": recipient.name,
+            "email": recipient.email,
+            "greeting": recipient_greeting(recipient),
+        },
+        "school": school_ctx,
+        "schools": schools_ctx,
+        "feed_url": feed_url,
+        "rsvp": rsvp,
+    }
+    return personal, local
+
+
+def shared_context(
+    project: Project,
+    kind: str,
+    language: str,
+    local: ZoneInfo | None,
+    *,
+    meeting: Meeting | None = None,
+    action: ActionItem | None = None,
+    event: KeyEvent | None = None,
+    occurrence: datetime | None = None,
+    changes: list[Change] | None = None,
+    documents: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The part of `mail_context` that every reader of one language in one zone shares."""
+    settings = project.settings
+    return {
+        "kind": kind,
+        "lang": language,
+        "project": {"name": settings.name, "title": settings.title, "base_url": str(settings.base_url)},
+        "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
+        "meeting": meeting_context(project, meeting, local, language) if meeting else None,
+        "minutes": _minutes_context(project, meeting, language) if meeting else None,
+        "changes": changes_context(
+            changes or [],
+            language,
+            (project.meeting_start(meeting), project.meeting_end(meeting)) if meeting else None,
+        ),
+        "action": _action_context(project, action) if action else None,
+        "event": event_context(project, event, language, occurrence, local) if event else None,
+        "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
+    }
+
+
 def mail_context(
     project: Project,
     kind: str,
@@ -346,47 +421,12 @@ def mail_context(
     (from `feed_urls`, by school id); `school` and `feed_url` are the first of them, for templates that
     speak of one school. `rsvp` holds the person's answer links by answer word (yes, no, maybe) and `page`.
     """
-    language = recipient.language
-    schools_ctx = []
-    local: ZoneInfo | None = None  # the reader's zone, if not the project's: mail gives both times
-    for i, school_id in enumerate(recipient.schools or (recipient.school,)):
-        url = feed_urls.get(school_id) if feed_urls is not None else (feed_url if i == 0 else None)
-        try:
-            school = project.school(school_id)
-            if i == 0 and school.timezone:
-                local = ZoneInfo(school.timezone)
-            schools_ctx.append({"id": school.id, "name": school.name, "title": school.title, "feed_url": url})
-        except KeyError:
-            schools_ctx.append({"id": school_id, "name": school_id, "title": school_id, "feed_url": url})
-    school_ctx = {k: v for k, v in schools_ctx[0].items() if k != "feed_url"}
-    if feed_urls is not None:
-        feed_url = schools_ctx[0]["feed_url"]
-    settings = project.settings
-    return {
-        "kind": kind,
-        "lang": language,
-        "project": {"name": settings.name, "title": settings.title, "base_url": str(settings.base_url)},
-        "organizer": {"name": settings.organizer.name, "email": settings.organizer.email},
-        "recipient": {
-            "name": recipient.name,
-            "email": recipient.email,
-            "greeting": recipient_greeting(recipient),
-        },
-        "school": school_ctx,
-        "schools": schools_ctx,
-        "meeting": meeting_context(project, meeting, local, language) if meeting else None,
-        "minutes": _minutes_context(project, meeting, language) if meeting else None,
-        "changes": changes_context(
-            changes or [],
-            language,
-            (project.meeting_start(meeting), project.meeting_end(meeting)) if meeting else None,
-        ),
-        "action": _action_context(project, action) if action else None,
-        "event": event_context(project, event, language, occurrence, local) if event else None,
-        "feed_url": feed_url,
-        "rsvp": rsvp,
-        "documents": list(documents),  # the meeting's files: attached, or linked (see documents.py)
-    }
+    personal, local = personal_context(project, recipient, feed_url=feed_url, feed_urls=feed_urls, rsvp=rsvp)
+    shared = shared_context(
+        project, kind, recipient.language, local, meeting=meeting, action=action, event=event,
+        occurrence=occurrence, changes=changes, documents=documents,
+    )  # fmt: skip
+    return {**shared, **personal}
 
 
 # --- rendering --------------------------------------------------------------------------------------------
@@ -420,6 +460,11 @@ def render_templates(env: jinja2.Environment, name: str, language: str, context:
             file, line = _template_line(exc)
             where = f"{file}:{line}" if file else template_name
             raise TemplateProblem(f"{where}: {exc}") from None
+    return finish_rendered(out)
+
+
+def finish_rendered(out: Sequence[str]) -> Rendered:
+    """The rendered subject, text and HTML templates as a letter's parts (see `render_templates`)."""
     # A subject template is one line; a line break in it can only come from data, so refuse, don't mend.
     subject = check_header("Subject", out[0].strip())
     return Rendered(subject=subject, text=out[1].rstrip() + "\n", html=out[2])
@@ -453,6 +498,16 @@ def _domain(email: str) -> str:
     return domain if domain.isascii() else domain.encode("idna").decode("ascii")
 
 
+@lru_cache(maxsize=64)  # one date and one zone for every message of a mailing
+def _date_header(date: datetime, zone: ZoneInfo) -> bytes:
+    return f"Date: {format_datetime(date.astimezone(zone))}\r\n".encode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _host(base_url: str, organizer: str) -> str:
+    return urlsplit(base_url).hostname or _domain(organizer)
+
+
 def build_message(
     project: Project,
     recipient: Recipient,
@@ -476,7 +531,7 @@ def build_message(
     check_header("To", recipient.name)
     check_header("Subject", rendered.subject)
     message_id = message_id_for(mailing, recipient.email, revision, _domain(organizer.email))
-    host = urlsplit(str(settings.base_url)).hostname or _domain(organizer.email)
+    host = _host(str(settings.base_url), organizer.email)
     list_name = check_header("List-Id", settings.title)
     head = [
         # UTF-8 only for a UTF-8 mailbox (RFC 6532), which is sent with SMTPUTF8 or not at all.
@@ -484,7 +539,7 @@ def build_message(
         f"To: {mime.address(recipient.name, recipient.email)}\r\n".encode(),
         f"Reply-To: {settings.reply_to}\r\n".encode() if settings.reply_to else b"",
         mime.header("Subject", rendered.subject),
-        f"Date: {format_datetime(date.astimezone(project.zone()))}\r\n".encode("ascii"),
+        _date_header(date, project.zone()),
         f"Message-ID: {message_id}\r\n".encode("ascii"),
         # RFC 3834: responders must not answer auto-generated mail; Exchange reads X-Auto-Response-Suppress,
         # older vacation programs only Precedence. List-Id gives filters a stable handle for the project's mail.

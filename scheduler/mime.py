@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
+from functools import lru_cache
 from urllib.parse import quote
 
 from .errors import CyclogramError
@@ -35,9 +37,16 @@ class HeaderValueError(CyclogramError, ValueError):
     """A value that cannot go into a header as it is (a control character or a line break)."""
 
 
+# Exactly the characters of Unicode categories Cc (U+0000-U+001F, U+007F-U+009F), Zl and Zp: one search
+# answers for the common case (none there) at C speed; test_mime checks it against unicodedata.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def control_characters(value: str) -> list[str]:
     """The characters a header must never carry raw: C0/C1 controls (NUL, CR, LF, TAB, U+0085...), DEL,
     and the Unicode line and paragraph separators (U+2028, U+2029)."""
+    if _CONTROLS.search(value) is None:
+        return []
     return sorted({c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")})
 
 
@@ -61,6 +70,7 @@ def _word_bytes(room: int) -> int:
     return max(3, (min(room, _WORD) - len(_PREFIX) - len(_SUFFIX)) // 4 * 3)
 
 
+@lru_cache(maxsize=4096)  # a mailing's subject and sender are the same in every copy
 def encode_words(text: str, first: int = _LINE - 1) -> str:
     """RFC 2047 encoded-words for a header value, at most 75 characters each, one per folded line.
 
@@ -100,6 +110,7 @@ def _fold_ascii(text: str, room: int) -> str | None:
     return "\r\n ".join(lines)
 
 
+@lru_cache(maxsize=1024)  # Subject and List-Id repeat in every copy of a mailing
 def header(name: str, value: str) -> bytes:
     """One unstructured header (Subject, List-Id phrase...), encoded only if it must be, folded within 78."""
     refuse_controls(name, value)
@@ -112,6 +123,7 @@ def header(name: str, value: str) -> bytes:
     return f"{name}: {text}".encode("ascii") + CRLF
 
 
+@lru_cache(maxsize=1024)  # the sender's is the same in every message
 def address(display_name: str, addr_spec: str, *, header_name: str = "To") -> str:
     """`Name <addr>` folded for the header `header_name`: an ASCII name quoted where RFC 5322 needs it and
     folded at its spaces, any other (or one with a word too long for a line) as encoded-words of at most

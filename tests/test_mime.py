@@ -148,3 +148,15 @@ def test_the_error_names_the_header_and_the_character() -> None:
     with pytest.raises(mime.HeaderValueError) as info:
         mime.refuse_controls("From", "ГЦРО\x00")
     assert "From" in str(info.value) and "U+0000" in str(info.value)
+
+
+def test_the_control_character_search_is_exactly_the_unicode_categories():
+    import sys
+    import unicodedata
+
+    from scheduler.mime import _CONTROLS
+
+    every = (chr(i) for i in range(sys.maxunicode + 1))
+    assert [c for c in every if _CONTROLS.match(c)] == [
+        chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)) in ("Cc", "Zl", "Zp")
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,18 @@ def test_enqueue_is_idempotent(store):
     assert store.enqueue([msg(1), msg(2)], T0) == 2
     assert store.enqueue([msg(1), msg(2), msg(3)], T0) == 1
     assert store.outbox_counts()["queued"] == 3
+
+
+def test_enqueue_streams_in_batches_keeping_order_and_what_is_there(store):
+    first = [msg(i) for i in range(0, 250, 2)]
+    assert store.enqueue(first, T0) == 125
+    changed = NewMessage(*[*dataclasses.astuple(msg(10))[:6], b"other bytes", "org@example.org"])
+    stream = (msg(i) if i != 10 else changed for i in range(250))  # across batches of any size
+    assert store.enqueue(stream, T0 + timedelta(seconds=1)) == 125
+    assert store.has(msg(10).id).message == msg(10).message  # already queued: left as it was
+    claimed = store.claim(T0 + timedelta(seconds=1), 300)
+    order = [int(r.recipient.removeprefix("r").split("@")[0]) for r in claimed]
+    assert order == [*range(0, 250, 2), *range(1, 250, 2)]  # queued first, sent first
 
 
 def test_claim_send_retry_fail_and_recover(store, store_url):

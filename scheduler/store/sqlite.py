@@ -402,31 +402,19 @@ class SQLiteStore:
 
     # -- outbox ----------------------------------------------------------------------------------------
     def enqueue(self, messages: Iterable[NewMessage], now: datetime) -> int:
-        """Queue messages in one transaction; ones already in the outbox (by id) are left as they are."""
+        """Queue messages in one transaction, in batches; ones already in the outbox (by id) are left as
+        they are. Only one batch of messages is held at a time."""
         stamp = _ts(now)
         added = 0
         with self._tx() as db:
+            batch: list[NewMessage] = []
             for m in messages:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO outbox (id, mailing, kind, meeting, recipient, revision, status, "
-                    "attempts, created, updated, next_attempt, sender) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        m.mailing,
-                        m.kind,
-                        m.meeting,
-                        m.recipient,
-                        m.revision,
-                        stamp,
-                        stamp,
-                        stamp,
-                        m.sender,
-                    ),
-                )
-                if cur.rowcount:
-                    db.execute("INSERT INTO outbox_messages (id, message) VALUES (?, ?)", (m.id, m.message))
-                added += cur.rowcount
+                batch.append(m)
+                if len(batch) >= _BATCH:
+                    added += _insert(db, batch, stamp)
+                    batch = []
+            if batch:
+                added += _insert(db, batch, stamp)
         return added
 
     def recover(self, now: datetime) -> int:
@@ -759,6 +747,32 @@ _COLUMNS = (
     "id, mailing, kind, meeting, recipient, revision, status, attempts, last_error, "
     "created, updated, next_attempt, message, sender"
 )
+
+
+_BATCH = 100  # rows per INSERT: 1,000 parameters, far under SQLite's limit (32,766)
+
+
+def _insert(db: sqlite3.Connection, batch: list[NewMessage], stamp: str) -> int:
+    """One batch into the outbox, in order (a row's rowid is its place in the queue); the bytes of the rows
+    that were new (RETURNING names them; an id already there, or twice in the batch, adds nothing)."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)"] * len(batch))
+    params: list[Any] = []
+    for m in batch:
+        params += (m.id, m.mailing, m.kind, m.meeting, m.recipient, m.revision, stamp, stamp, stamp, m.sender)
+    new = {
+        r[0]
+        for r in db.execute(
+            "INSERT OR IGNORE INTO outbox (id, mailing, kind, meeting, recipient, revision, status, "
+            f"attempts, created, updated, next_attempt, sender) VALUES {values} RETURNING id",
+            params,
+        ).fetchall()
+    }
+    bodies: dict[str, bytes] = {}
+    for m in batch:
+        if m.id in new and m.id not in bodies:  # the first of a repeated id is the one inserted
+            bodies[m.id] = m.message
+    db.executemany("INSERT INTO outbox_messages (id, message) VALUES (?, ?)", bodies.items())
+    return len(new)
 
 
 def _row(r: tuple[Any, ...], **override: Any) -> OutboxRow:
