@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import unicodedata
@@ -160,7 +161,12 @@ class Part:
 
 
 def _b64(data: bytes) -> bytes:
-    return base64.encodebytes(data).replace(b"\n", CRLF)
+    """Base64 in lines of 76 characters ending in CRLF: `base64.encodebytes`'s bytes with CRLF, made by one
+    encoding of the whole body (encodebytes calls the encoder once per 57-byte line)."""
+    if not data:
+        return b""
+    text = binascii.b2a_base64(data, newline=False)
+    return CRLF.join([text[i : i + 76] for i in range(0, len(text), 76)]) + CRLF
 
 
 def part(content_type: str, body: bytes, *, disposition: str | None = None) -> Part:

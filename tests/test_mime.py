@@ -160,3 +160,8 @@ def test_the_control_character_search_is_exactly_the_unicode_categories():
     assert [c for c in every if _CONTROLS.match(c)] == [
         chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)) in ("Cc", "Zl", "Zp")
     ]
+
+
+@given(st.binary(max_size=3000))
+def test_base64_bodies_are_the_standard_lines_with_crlf(data):
+    assert mime._b64(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
