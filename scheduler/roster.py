@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 import zipfile
@@ -25,7 +26,7 @@ from .model import (
 )
 from .problems import error_sentence
 from .tables.columns import Columns, find_columns, norm
-from .tables.reading import Sheet, TableFormatError, _delimiter, _text, decode_csv
+from .tables.reading import Sheet, TableFormatError, _delimiter, _text
 from .translation import _
 
 __all__ = ["ROSTER_FILES", "Roster", "built_school", "read_roster", "roster_file"]
@@ -35,6 +36,7 @@ ROSTER_FILES = ("schools.csv", "schools.xlsx")
 
 # Columns beyond those the import knows (columns.py): the model's own paths, in English and Russian.
 _MORE_HEADERS = {
+    "short_name": ("short_name",),
     "timezone": ("timezone", "часовой пояс", "time zone", "зона"),
     "head": ("head.name",),
     "email": ("head.email",),
@@ -95,28 +97,47 @@ def roster_file(root: Path) -> list[Path]:
 # --- the rows ----------------------------------------------------------------------------------------------
 
 
+def _encoding(path: Path) -> str:
+    """The encoding decode_csv (the import's) would choose, found without holding the text: UTF-8 with
+    or without BOM, UTF-16 with BOM, else Windows-1251."""
+    with path.open("rb") as f:
+        head = f.read(3)
+        if head.startswith(b"\xef\xbb\xbf"):
+            return "utf-8-sig"
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "utf-16"
+        f.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1251"
+    return "utf-8"
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    text = decode_csv(path.read_bytes())
-    reader = csv.reader(_lines(text), delimiter=_delimiter(text))
-    try:
-        yield from enumerate(reader, start=1)
-    except csv.Error as exc:
-        raise TableFormatError(
-            _("line {line}: not a readable CSV line ({reason})").format(line=reader.line_num, reason=exc)
-        ) from None
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines of a text with their ends, one at a time (a StringIO would copy it at four bytes a
-    character, a splitlines list would hold every line at once)."""
-    start, size = 0, len(text)
-    while start < size:
-        end = text.find("\n", start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start : end + 1]
-        start = end + 1
+    """The rows of a CSV file, decoded as they are read: the text is never held whole."""
+    with path.open(encoding=_encoding(path), newline="") as f:
+        reader = None
+        try:
+            first = [line for _, line in zip(range(20), f, strict=False)]
+            sample = "".join(first)
+            reader = csv.reader(_chain(first, f), delimiter=_delimiter(sample) if sample.strip() else ",")
+            yield from enumerate(reader, start=1)
+        except UnicodeDecodeError as exc:
+            # Windows-1251 leaves five bytes undefined: then the file is something else.
+            raise TableFormatError(
+                _("the CSV file is neither UTF-8 nor Windows-1251 (byte {at}); save it as CSV UTF-8").format(
+                    at=exc.start
+                )
+            ) from None
+        except csv.Error as exc:
+            line = reader.line_num if reader is not None else 1
+            raise TableFormatError(
+                _("line {line}: not a readable CSV line ({reason})").format(line=line, reason=exc)
+            ) from None
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -382,8 +403,6 @@ def read_roster(
     return schools, roster
 
 
-def _chain(
-    first: list[tuple[int, list[str]]], rest: Iterator[tuple[int, list[str]]]
-) -> Iterator[tuple[int, list[str]]]:
+def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
     yield from first
     yield from rest
