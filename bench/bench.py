@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -14,12 +15,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ SIZES = {
         "fuzz": 300,
         "fuzz_cli": 5,
         "synth_year": True,
+        "growth": [200, 1000],
     },
     "full": {
         "raw": [10000, 100000],
@@ -54,11 +57,12 @@ SIZES = {
         "rate": (60, 600),
         "feeds": (1000, 100, 100, 500),
         "wrk_s": 10,
-        "faulty": 10000,
-        "kill": 3000,
+        "faulty": 100000,
+        "kill": 100000,
         "fuzz": 1000,
         "fuzz_cli": 30,
         "synth_year": True,
+        "growth": [1000, 10000, 100000],
     },
 }
 
@@ -74,6 +78,8 @@ class Bench:
         self.profiles: list[tuple[str, str, str]] = []
         self._avg_size: int | None = None
         self.log: list[str] = []
+        # command -> recipients -> (wall seconds, peak RSS MB), for the growth table
+        self.growth: dict[str, dict[int, tuple[float, float]]] = {}
 
     # -- helpers ----------------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -184,6 +190,7 @@ class Bench:
                 fig.missing = f"send failed, exit {r.rc}: {r.err.strip()[-300:]}"
                 return
             fig.value = n / r.wall
+            self.growth.setdefault("send", {})[n] = (r.wall, r.maxrss_mb)
             fig.notes.append(
                 f"{r.wall:.1f} s wall, peak RSS {r.maxrss_mb:.0f} MB, average message {size:,} bytes"
             )
@@ -548,6 +555,102 @@ class Bench:
         if r.rc != 0:
             fig.notes.append(r.err.strip()[-300:])
 
+    # -- growth and memory with the roster -----------------------------------------------------------------
+    def scale(self) -> None:
+        """Time and peak memory of validate, send, feeds build and run as the roster grows."""
+        sizes = self.size["growth"]
+        for n in sizes:
+            self.guarded("growth", lambda n=n: self._scale(n))
+        top = max(sizes)
+        for command in ("validate", "send", "feeds build", "run"):
+            fig = self.figure(
+                "memory",
+                f"peak RSS of `{command}` at {top:,} recipients",
+                unit="MB",
+                higher_is_better=False,
+                target="< 300 MB",
+            )
+            got = self.growth.get(command, {}).get(top)
+            if got is None:
+                fig.missing = "not measured (see the growth table)"
+                continue
+            fig.value = got[1]
+            fig.ok = got[1] < 300
+        fig = self.figure(
+            "memory", f"`validate` of {top:,} schools", unit="s", higher_is_better=False, target="< 5 s"
+        )
+        got = self.growth.get("validate", {}).get(top)
+        if got is None:
+            fig.missing = "not measured (see the growth table)"
+        else:
+            fig.value = got[0]
+            fig.ok = got[0] < 5
+
+    def _scale(self, n: int) -> None:
+        cfg = self.work / f"raw{n}-cfg"
+        if not (cfg / "project.yaml").exists():
+            cfg = self.fresh(f"scale{n}-cfg")
+            synth(cfg, n, max(1, n // 100), 1, 0)
+        en = [*CLI, "--lang", "en", "--config", str(cfg)]
+        self.say(f"growth: validate {n}")
+        r = run([*en, "validate"], timeout=3600)
+        if r.rc != 0:
+            raise RuntimeError(f"validate failed: {r.err[-300:]}")
+        self.growth.setdefault("validate", {})[n] = (r.wall, r.maxrss_mb)
+        if n not in self.growth.get("send", {}):
+            port = free_port()
+            with start(self.sink_cmd(port), port, self.work / f"sink-scale{n}.log"):
+                self.say(f"growth: send {n}")
+                r = run(self.send_cmd(), self.smtp_env(cfg, self.fresh(f"scale{n}-send"), port), timeout=3600)
+            if r.rc != 0:
+                raise RuntimeError(f"send failed: {r.err[-300:]}")
+            self.growth.setdefault("send", {})[n] = (r.wall, r.maxrss_mb)
+        self.say(f"growth: feeds build {n}")
+        out = self.work / f"scale{n}-feeds"
+        shutil.rmtree(out, ignore_errors=True)
+        r = run(
+            [*en, "--state", str(self.fresh(f"scale{n}-fstate")), "feeds", "build", "--out", str(out)],
+            timeout=3600,
+        )
+        if r.rc != 0:
+            raise RuntimeError(f"feeds build failed: {r.err[-300:]}")
+        self.growth.setdefault("feeds build", {})[n] = (r.wall, r.maxrss_mb)
+        shutil.rmtree(out, ignore_errors=True)
+        self.say(f"growth: run {n}")
+        self.growth.setdefault("run", {})[n] = self._run_service(cfg, n)
+
+    def _run_service(self, cfg: Path, n: int) -> tuple[float, float]:
+        """`cyclogram run` on a clock where the invitation is due: seconds until all n are sent, peak RSS."""
+        plan = run([*CLI, "--lang", "en", "--config", str(cfg), "plan", "--json"], timeout=3600)
+        due = next(e["at"] for e in json.loads(plan.out)["entries"] if e["kind"] == "invitation")
+        now = (datetime.fromisoformat(due) + timedelta(minutes=1)).isoformat()
+        port = free_port()
+        with start(self.sink_cmd(port), port, self.work / f"sink-run{n}.log"):
+            env = {**os.environ, **self.smtp_env(cfg, self.fresh(f"scale{n}-rstate"), port)}
+            cmd = [*CLI, "--lang", "en", "--now", now, "run", "--port", "0"]
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            sent, done = 0, None
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if b"action=sent " in line:
+                    sent += 1
+                    if sent >= n:
+                        done = time.perf_counter() - t0
+                        break
+                if time.perf_counter() - t0 > 3600:
+                    break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain until it exits
+            _, _, usage = os.wait4(proc.pid, 0)
+        if done is None:
+            raise RuntimeError(f"run sent {sent} of {n} within the bound")
+        return done, usage.ru_maxrss / 1024
+
     # -- drills -------------------------------------------------------------------------------------------
     def drill(self, name: str, fn: Callable[[list[str]], bool | None]) -> None:
         notes: list[str] = []
@@ -630,15 +733,22 @@ class Bench:
         record.unlink(missing_ok=True)
         rnd = random.Random(9)
         kills: list[float] = []
+        # Each kill comes when the server has taken a random share of the mailing, so that every kill lands
+        # mid-delivery at any size (a fixed delay would fall in the configuration's loading at 100,000).
+        marks = sorted(int(rnd.uniform(0.02, 0.9) * n) for _ in range(5))
         with start(
             self.recorder(record, "--delay-ms", "1"), None, self.work / "kill.log", port_from_stdout=True
         ) as srv:
             env = self.smtp_env(cfg, state, srv.port)
             notes.append(
-                "$ " + shown(self.send_cmd(), env) + "   (killed with SIGKILL 5 times, then run to the end)"
+                "$ "
+                + shown(self.send_cmd(), env)
+                + "   (killed with SIGKILL 5 times, each when the server had "
+                "taken a random share of the mailing, then run to the end)"
             )
             finished_early = 0
-            for _ in range(5):
+            counter = _MsgCounter(record)
+            for mark in marks:
                 proc = subprocess.Popen(
                     self.send_cmd(),
                     env={**os.environ, **env},
@@ -647,11 +757,12 @@ class Bench:
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-                delay = rnd.uniform(0.8, 4.0)
-                try:
-                    proc.wait(delay)
+                deadline = time.monotonic() + (300 if self.mode == "quick" else 3600)
+                while proc.poll() is None and counter.count() < mark and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if proc.poll() is not None:
                     finished_early += 1
-                except subprocess.TimeoutExpired:
+                else:
                     kills.append(time.time())
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
@@ -744,6 +855,8 @@ class Bench:
         for name, ok, text, _ in self.drills:
             verdict = "PASS" if ok else "FAIL" if ok is False else "NOT RUN"
             lines.append(f"- **{verdict}** {name}: {text}")
+        if self.growth:
+            lines += ["", *_growth_table(self.growth)]
         notes = BENCH / "OPTIMISATIONS.md"  # kept by hand: what each change bought, measured before and after
         if notes.exists():
             lines += ["", notes.read_text(encoding="utf-8").rstrip()]
@@ -780,6 +893,55 @@ class Bench:
         if begin in old and end in old:
             lines += ["", old[old.index(begin) : old.index(end) + len(end)]]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _growth_table(growth: dict[str, dict[int, tuple[float, float]]]) -> list[str]:
+    """Time and memory per command and roster size, with the exponent k of growth (time ~ n^k)."""
+    sizes = sorted({n for per in growth.values() for n in per})
+    lines = [
+        "## Growth with the roster",
+        "",
+        "Wall time and peak RSS of each command on synthetic configurations of N schools (one head each, N/100",
+        "teams, one meeting addressed to all); `send` and `run` deliver the invitation to all N into smtp-sink,",
+        "`run` timed from its start to the last message accepted. The exponent k is log(t2/t1) / log(n2/n1)",
+        "between the first and the last size: 1.0 is linear, below 1 means fixed costs still dominate.",
+        "",
+        "| command | " + " | ".join(f"{n:,}" for n in sizes) + " | time exponent | memory exponent |",
+        "| --- | " + " | ".join("---" for _ in sizes) + " | --- | --- |",
+    ]
+    for command, per in growth.items():
+        cells = [f"{per[n][0]:.2f} s, {per[n][1]:.0f} MB" if n in per else "-" for n in sizes]
+        have = sorted(per)
+        if len(have) >= 2:
+            (n1, (t1, m1)), (n2, (t2, m2)) = (have[0], per[have[0]]), (have[-1], per[have[-1]])
+            k_t = f"{math.log(t2 / t1) / math.log(n2 / n1):.2f}" if t1 > 0 and t2 > 0 else "-"
+            k_m = f"{math.log(m2 / m1) / math.log(n2 / n1):.2f}" if m1 > 0 and m2 > 0 else "-"
+        else:
+            k_t = k_m = "-"
+        lines.append(f"| `{command}` | " + " | ".join(cells) + f" | {k_t} | {k_m} |")
+    return lines
+
+
+class _MsgCounter:
+    """Messages a recorder has accepted so far, read incrementally from its growing JSON-lines file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.seen = 0
+        self.tail = b""
+
+    def count(self) -> int:
+        if self.path.exists():
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+            self.offset += len(chunk)
+            data = self.tail + chunk
+            lines = data.split(b"\n")
+            self.tail = lines.pop()
+            self.seen += sum(1 for ln in lines if b'"ev": "msg"' in ln)
+        return self.seen
 
 
 def _num(value: float | None, unit: str) -> str:
@@ -828,7 +990,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--profile", action="store_true", help="also profile send and feeds build (always in full mode)"
     )
-    p.add_argument("--only", help="comma-separated parts: raw,relay,feeds,serve,year,faulty,kill,fuzz,auth")
+    p.add_argument(
+        "--only", help="comma-separated parts: raw,relay,feeds,serve,year,scale,faulty,kill,fuzz,auth"
+    )
     p.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -841,6 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
         "feeds": bench.feed_build,
         "serve": bench.serving,
         "year": bench.year,
+        "scale": bench.scale,
         "faulty": lambda: bench.drill(
             "faulty sink (20% of DATA 451, 5% of connections dropped)", bench.faulty_drill
         ),

@@ -133,7 +133,11 @@ def project_language(config_dir: Path) -> str | None:
 def localize_commands(root: Any) -> None:
     """Put every command's and option's help text into the console's language (the ids are kept)."""
     for command in _walk(root):
-        for owner in (command, *command.params):
+        # click makes each command's --help option once, in the language of that moment, and keeps it apart
+        helper = getattr(command, "_help_option", None)
+        if helper is not None:  # its text may already be a translation: name click's own id
+            helper.__dict__.setdefault("_msgid_help", "Show this message and exit.")
+        for owner in (command, *command.params, *([helper] if helper is not None else [])):
             for attr in _TEXTS:
                 original = owner.__dict__.setdefault(f"_msgid_{attr}", _clean(getattr(owner, attr, None)))
                 if original:

@@ -155,6 +155,10 @@ def test_commands_and_click_speak_russian_under_a_russian_locale(tmp_path):
     assert backwards.returncode == 2 and "--to раньше, чем --from" in backwards.stderr
     english = _cli(["--lang", "en", "plan", "--help"], env)
     assert english.stdout.startswith("Usage: cyclogram plan [OPTIONS]")
+    # click makes --help's own line before --lang is read: it must still follow the chosen language
+    for args in (["--lang", "en", "--help"], ["--lang", "en", "plan", "--help"]):
+        shown = _cli(args, env).stdout
+        assert "Show this message and exit." in shown and "Показать" not in shown
 
 
 def test_without_a_locale_the_project_language_speaks(config_copy, edit, tmp_path):
