@@ -7,6 +7,7 @@ import csv
 import re
 import zipfile
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         try:
             first = [line for _, line in zip(range(20), f, strict=False)]
             sample = "".join(first)
-            reader = csv.reader(_chain(first, f), delimiter=_delimiter(sample) if sample.strip() else ",")
+            reader = csv.reader(chain(first, f), delimiter=_delimiter(sample) if sample.strip() else ",")
             yield from enumerate(reader, start=1)
         except UnicodeDecodeError as exc:
             # Windows-1251 leaves five bytes undefined: then the file is something else.
@@ -365,7 +366,7 @@ def read_roster(
     seen: dict[str, int] = {}
     row_school = _row_reader(cols)
     try:
-        for number, cells in _chain(header, rows):
+        for number, cells in chain(header, rows):
             if not any(cells) or not "".join(cells).strip():
                 continue
             data = row_school(cells)
@@ -401,8 +402,3 @@ def read_roster(
     except OSError as exc:
         problems.append(Problem(path, None, "", _("cannot read: {reason}").format(reason=exc.strerror), 0))
     return schools, roster
-
-
-def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    yield from first
-    yield from rest
