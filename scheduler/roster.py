@@ -54,6 +54,14 @@ _MORE_HEADERS = {
     "contact.notify": ("contact.notify", "рассылка контактному лицу", "contact notify"),
 }
 _MAPPING = {norm(header): name for name, headers in _MORE_HEADERS.items() for header in headers}
+_READ = frozenset(
+    ["id", "name", "short_name", "head", "email", "language", "timezone"]
+    + [
+        f"head.{key}"
+        for key in ("first_name", "patronymic", "last_name", "gender", "title", "salutation", "role")
+    ]
+    + [f"contact.{key}" for key in ("name", "email", "role", "notify")]
+)
 _REQUIRED = {"id": "id", "name": "name", "head": "head.name", "email": "head.email"}
 _PERSON = ("first_name", "patronymic", "last_name", "gender", "title", "salutation", "role")
 _LANGUAGES = {
@@ -331,7 +339,12 @@ def read_roster(
         rows = _rows(path)
         cols, first = _columns(path, rows)
     except TableFormatError as exc:
-        problems.append(Problem(path, None, "", str(exc).removeprefix(f"{path}: "), 0))
+        message = str(exc).removeprefix(f"{path}: ")
+        if "no column with the school's name" in message:  # the import's words, and its --map hint
+            message = _(
+                "no header row naming the columns (the school's name: Наименование ОО, Школа, name...)"
+            )
+        problems.append(Problem(path, None, "", message, 0))
         return schools, roster
     except OSError as exc:
         problems.append(Problem(path, None, "", _("cannot read: {reason}").format(reason=exc.strerror), 0))
@@ -351,9 +364,11 @@ def read_roster(
             )
         )
         return schools, roster
-    read = set(cols.by_field.values())
-    for index, label in sorted(cols.labels.items()):
-        if index not in read:
+    # A column the roster does not read (an address, a tax number, the import's team column) is named once.
+    read = {i for field, i in cols.by_field.items() if field in _READ}
+    headers = next((cells for n, cells in first if n == cols.header_row), [])
+    for index, label in enumerate(headers):
+        if label and index not in read:
             warnings.append(
                 Problem(
                     path,

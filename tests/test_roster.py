@@ -310,3 +310,38 @@ def test_a_plain_school_is_built_without_the_model_and_equals_it():
     fast = built_school(data)
     assert fast is not None and fast == School.model_validate(data)
     assert fast.head.email == "Head@school1.example.org" and fast.name == "Школа № 1"
+
+
+def test_columns_not_read_are_named_by_a_warning(config_copy):
+    header = "Код;Наименование ОО;ФИО руководителя;Электронная почта;Адрес ОО;Команда\n"
+    rows = [";".join([*r.split(";")[:2], *r.split(";")[3:5], "ул. Мира, 1", "network"]) for r in ROWS_RU]
+    _table(config_copy, rows, header)
+    warnings = [w for w in load_config(config_copy).warnings if w.file.name == "schools.csv"]
+    assert {(w.path, w.line) for w in warnings} == {("E", 1), ("F", 1)}
+    assert "«Адрес ОО»" in warnings[0].message
+
+
+def test_a_table_alone_without_participants_yaml(config_copy):
+    _table(config_copy, ROWS_RU)
+    for meeting in (config_copy / "meetings").glob("*.yaml"):  # the example's plan names its teams
+        meeting.unlink()
+    (config_copy / "cyclogram.yaml").unlink()
+    (config_copy / "participants.yaml").unlink()
+    project = load_config(config_copy).project
+    assert len(project.schools) == 5 and project.teams == []
+
+
+def test_a_table_without_a_header_row(config_copy):
+    _table(config_copy, ROWS_RU, header="")
+    (problem,) = _problems(config_copy)
+    assert (
+        problem.file.name == "schools.csv" and "header" in problem.message and "--map" not in problem.message
+    )
+
+
+def test_one_address_under_two_names_points_at_the_rows(config_copy):
+    rows = list(ROWS_RU)
+    rows[1] = "school-2;Средняя школа № 2;СШ № 2;Другое Имя;head@school1.example.org;"
+    path = _table(config_copy, rows)
+    (warning,) = [w for w in load_config(config_copy).warnings if w.file == path]
+    assert warning.line == 3 and warning.path.startswith("E") and "schools.csv row 2" in warning.message
