@@ -80,13 +80,24 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     pass
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """A node's value; a string scalar (most of a roster) is its text, which is all PyYAML's
+    construct_yaml_str returns for it, without the generic dispatch (a third of the construction)."""
+    if node.tag == _STR_TAG and type(node) is yaml.ScalarNode:
+        return node.value
+    return loader.construct_object(node, deep=True)
+
+
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     loader.flatten_mapping(node)
     out = _Map()
     out.lines = {}
     out.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        key = _construct(loader, key_node)
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, _("a key must be a plain value"), key_node.start_mark
@@ -95,13 +106,13 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
             raise yaml.constructor.ConstructorError(
                 None, None, _("duplicate key {key!r}").format(key=key), key_node.start_mark
             )
-        out[key] = loader.construct_object(value_node, deep=True)
+        out[key] = _construct(loader, value_node)
         out.lines[key] = key_node.start_mark.line + 1
     return out
 
 
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    out = _Seq([_construct(loader, child) for child in node.value])
     out.lines = [child.start_mark.line + 1 for child in node.value]
     out.line = node.start_mark.line + 1
     return out
