@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from .errors import Problem
 from .model import (
+    _BAD_IN_LINE,
     ID_PATTERN,
     LINE_MAX,
     NAME_MAX,
     Contact,
     School,
-    _bad_char,
     _check_zone,
     built,
     plain_address,
@@ -194,7 +194,8 @@ def _text_ok(value: Any, most: int) -> str | None:
     if type(value) is not str:
         return None
     value = value.strip()
-    if not value or len(value) > most or _bad_char(value, multiline=False) is not None:
+    # _BAD_IN_LINE finds a character exactly when _bad_char(value, multiline=False) would name one
+    if not value or len(value) > most or _BAD_IN_LINE.search(value) is not None:
         return None
     return value
 
@@ -210,6 +211,8 @@ def _person(data: Any) -> Contact | None:
     if address is None:
         return None
     values: dict[str, Any] = {"name": name, "email": address}
+    if len(data) == 2:  # most heads: a name and an address
+        return built(Contact, values)
     for key in _TEXT_OF_PERSON:
         if key in data:
             text = _text_ok(data[key], LINE_MAX)
