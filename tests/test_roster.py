@@ -345,3 +345,16 @@ def test_one_address_under_two_names_points_at_the_rows(config_copy):
     path = _table(config_copy, rows)
     (warning,) = [w for w in load_config(config_copy).warnings if w.file == path]
     assert warning.line == 3 and warning.path.startswith("E") and "schools.csv row 2" in warning.message
+
+
+def test_the_import_refuses_a_configuration_whose_schools_are_a_table(config_copy, tmp_path):
+    from scheduler.errors import CyclogramError
+    from scheduler.tables.importing import import_participants
+
+    _table(config_copy, ROWS_RU)
+    other = tmp_path / "new.csv"
+    other.write_text(HEADER_RU + ROWS_RU[0], encoding="utf-8")
+    before = (config_copy / "participants.yaml").read_text(encoding="utf-8")
+    with pytest.raises(CyclogramError, match=r"schools\.csv"):
+        import_participants(config_copy, other)
+    assert (config_copy / "participants.yaml").read_text(encoding="utf-8") == before
