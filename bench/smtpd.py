@@ -50,6 +50,16 @@ class Handler:
             return True
         return False
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.args.pipelining:
+            # As Postfix and Exim do by default: commands may come in groups (RFC 2920);
+            # aiosmtpd reads them one after the other from its stream.
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -79,7 +89,13 @@ class Handler:
 
 
 class BenchSMTP(SMTP):
-    """Adds a delay before every reply (a relay across a real network) and connection bookkeeping."""
+    """Adds a delay to every reply (a relay across a real network) and connection bookkeeping.
+
+    The delay is the network's: a reply reaches the client `delay` after the server wrote it. A reply
+    of several lines (EHLO) is one reply, and the replies to commands a client sent in one group
+    (PIPELINING) travel back together, as they would over a real link; a client that waits for each
+    reply pays the delay once per command.
+    """
 
     delay = 0.0
     drop_pct = 0.0
@@ -99,9 +115,22 @@ class BenchSMTP(SMTP):
         super().connection_lost(error)
 
     async def push(self, status: str) -> None:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        await super().push(status)
+        if not self.delay:
+            await super().push(status)
+            return
+        loop = asyncio.get_running_loop()
+        pending: list[bytes] = self.__dict__.setdefault("_pending", [])
+        pending.append(status.encode("utf-8") + b"\r\n")
+        if status[3:4] == "-":
+            return  # more lines of the same reply follow
+        # A group's replies leave when its last one is due: never sooner than a real link would bring it
+        self._due = loop.time() + self.delay
+        if b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
+            return  # the client sent more commands with this one: their replies go back together
+        await asyncio.sleep(max(0.0, self._due - loop.time()))
+        out, pending[:] = b"".join(pending), []
+        self._writer.write(out)
+        await self._writer.drain()
 
 
 def _authenticator(user: str, password: str) -> Any:
@@ -161,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tls-key")
     p.add_argument("--auth", help="require AUTH with USER:PASSWORD")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--no-pipelining", dest="pipelining", action="store_false", help="do not offer PIPELINING in EHLO"
+    )
     p.add_argument("--lifetime", type=float, default=3600, help="exit after this many seconds at the latest")
     args = p.parse_args(argv)
     asyncio.run(serve(args))

@@ -101,7 +101,7 @@ async def deliver(
     transport: Transport,
     clock: Clock,
     *,
-    concurrency: int = 4,
+    concurrency: int = 16,
     rate_per_minute: int | None = None,
     stop: asyncio.Event | None = None,
     progress: Progress | None = None,
@@ -173,6 +173,11 @@ async def _deliver(
         if on_recovered is not None:
             on_recovered(recovered)
     limiter = RateLimiter(rate_per_minute, clock, sleep)
+    # The transport's own limit of sessions at once (SMTP: learnt from the relay); `concurrency` caps it.
+    pool = getattr(transport, "pool", None)
+    if pool is not None:
+        pool.bound(concurrency)
+    drained: list[bool] = []
     progress = progress or (lambda row, outcome, detail: None)
     # The first error that stops every worker; each worker ends its own transaction first, so a
     # configuration failure never cancels a message half-way through DATA.
@@ -237,15 +242,26 @@ async def _deliver(
             fail(row, str(error))
         return conn
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         conn: Connection | None = None
         row: OutboxRow | None = None
         try:
             while not stopping():
+                if pool is not None and not pool.admits(index):
+                    # More workers than sessions the server takes now: wait, holding neither row nor session.
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                        conn = None
+                    if drained:
+                        return
+                    await pool.changed()
+                    continue
                 # The rate's slot first, then the claim: a row's lease starts when it can go at once.
                 await limiter.wait()
                 rows = store.claim(clock.now(), 1)
                 if not rows:
+                    drained.append(True)
                     return
                 row = rows[0]
                 if row.in_doubt:
@@ -270,9 +286,12 @@ async def _deliver(
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+            if pool is not None:
+                pool.wake()  # a parked worker sees the run end
 
     while not stopping():
-        workers = [asyncio.create_task(worker()) for _worker in range(max(1, concurrency))]
+        drained.clear()
+        workers = [asyncio.create_task(worker(index)) for index in range(max(1, concurrency))]
         await asyncio.gather(*workers)  # a worker never raises but to be cancelled
         if halted:
             break
@@ -322,7 +341,7 @@ def _size(n: int) -> str:
 
 # name, deliver()'s keyword, default, largest sensible value: a value beyond it is a typo, not a wish
 DELIVERY_ENV = (
-    ("CYCLOGRAM_SMTP_CONCURRENCY", "concurrency", 4, 100),
+    ("CYCLOGRAM_SMTP_CONCURRENCY", "concurrency", 16, 100),
     ("CYCLOGRAM_SMTP_RATE", "rate_per_minute", None, 100_000),
     ("CYCLOGRAM_SMTP_MAX_ATTEMPTS", "max_attempts", 6, 100),
     ("CYCLOGRAM_SMTP_RETRY_SECONDS", "backoff", 15, 86_400),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import (
+    COMMAND_INJECTION_REGEX,
+    MAX_RESPONSE_LENGTH,
+    PERIOD_REGEX,
+    SMTPProtocol,
+    normalize_message_line_endings,
+)
 
 from .errors import DeliveryError
 from .translation import _
@@ -28,6 +37,7 @@ __all__ = [
     "PermanentError",
     "SMTPSettings",
     "SMTPTransport",
+    "SessionPool",
     "TransientError",
     "Transport",
     "TransportConfigError",
@@ -71,8 +81,98 @@ class Connection(Protocol):
 
 class Transport(Protocol):
     description: str
+    # How many sessions may be open at once, adapted to what the server accepts; None: no limit of its own
+    pool: SessionPool | None
 
     async def connect(self) -> Connection: ...
+
+
+class SessionPool:
+    """How many SMTP sessions the relay takes at once, learnt while sending (additive increase,
+    multiplicative decrease, as TCP does).
+
+    It starts at `start` and grows by one after each round of messages (one per open session) that
+    went without a refusal and replied about as fast as the fastest round seen, never beyond `maximum`.
+    A 421 reply ("too many connections", "try again later", a greeting that turns us away) or a refused
+    connection while others are open halves it (once for the sessions opened together), and it then
+    grows back only to one below the number that was refused, until PROBE_ROUNDS calm rounds later
+    it tries one more. The delivery workers above the limit park without holding a row.
+    """
+
+    PROBE_ROUNDS = 50
+
+    def __init__(self, maximum: int, start: int = 4):
+        self.maximum = max(1, maximum)
+        self.limit = min(self.maximum, max(1, start))
+        self.ceiling = self.maximum  # below the size the server refused, once it has
+        self.open = 0  # sessions connected now
+        self.best: float | None = None  # fastest mean seconds per message over a round
+        self._round: list[float] = []
+        self._calm = 0  # rounds since the last refusal, or since the ceiling was last raised
+        self._changed: asyncio.Event | None = None
+
+    def bound(self, maximum: int) -> None:
+        """Never more than `maximum` sessions (the workers there are to use them)."""
+        self.maximum = max(1, maximum)
+        self.limit = min(self.limit, self.maximum)
+
+    def admits(self, index: int) -> bool:
+        """Whether worker `index` (0-based) may send now."""
+        return index < self.limit
+
+    async def changed(self) -> None:
+        """Wait until the limit changes or `wake` is called."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
+    def wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def succeeded(self, seconds: float) -> None:
+        """A message went through in `seconds` (MAIL FROM to the final reply)."""
+        self._round.append(seconds)
+        if len(self._round) < self.limit:
+            return
+        mean = sum(self._round) / len(self._round)
+        self._round = []
+        if self.best is None or mean < self.best:
+            self.best = mean
+        self._calm += 1
+        if self._calm >= self.PROBE_ROUNDS and self.ceiling < self.maximum:
+            # A refusal long ago may have been a busy moment of the relay's: try one more again.
+            self.ceiling += 1
+            self._calm = 0
+        # "About as fast": more sessions that only queue behind each other (at the relay, or on our
+        # own CPU) would add load and no speed.
+        if mean <= 1.5 * self.best and self.limit < min(self.maximum, self.ceiling):
+            self.limit += 1
+            self.wake()
+
+    def refused(self, *, connected: bool = True) -> None:
+        """The server turned a session away (`connected`: after it was counted open): take fewer at once."""
+        at = self.open if connected else self.open + 1  # sessions at once, the refused one included
+        self.ceiling = min(self.ceiling, max(1, at - 1))
+        if at <= self.limit:
+            self.limit = max(1, min(self.limit // 2, self.ceiling))
+        else:  # opened before an earlier refusal lowered the limit: that one decrease is enough
+            self.limit = min(self.limit, self.ceiling)
+        self._round = []
+        self._calm = 0
+        self.wake()
+
+
+def _turned_away(exc: BaseException) -> bool:
+    """A reply that says too many sessions, or come back later: a 421, which closes the session."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]  # a 421 at RCPT TO
+    code = getattr(exc, "code", None)
+    if code == 421:
+        return True
+    text = str(exc).lower()
+    return code is not None and 400 <= code < 500 and "too many" in text and "connection" in text
 
 
 # --- SMTP -------------------------------------------------------------------------------------------------
@@ -166,9 +266,11 @@ def _classify(exc: BaseException, where: str = "") -> DeliveryError:
 class _SMTPConnection:
     """One SMTP session, reused for many messages; reopened after any failure."""
 
-    def __init__(self, settings: SMTPSettings):
+    def __init__(self, settings: SMTPSettings, pool: SessionPool | None = None):
         self.settings = settings
+        self.pool = pool
         self.client: aiosmtplib.SMTP | None = None
+        self._counted = False  # in pool.open
 
     async def _open(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -181,7 +283,21 @@ class _SMTPConnection:
             tls_context=_tls_context(s) if s.security != "none" else None,
             timeout=s.timeout,
         )
-        await client.connect()
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPConnectError as exc:
+            pool = self.pool
+            if pool is not None and pool.open > 0 and isinstance(exc.__cause__, ConnectionRefusedError):
+                # Others are connected, so someone listens: the server refuses one more session.
+                pool.refused(connected=False)
+                # A row's reason, as the server's replies are: in English, like the other retries'.
+                raise TransientError(
+                    f"the SMTP server refused one more connection: {exc.__cause__}"
+                ) from None
+            raise
+        if self.pool is not None and not self._counted:
+            self.pool.open += 1
+            self._counted = True
         if client.is_ehlo_or_helo_needed:
             # Now rather than inside sendmail: its EHLO names the SIZE a message must fit.
             with contextlib.suppress(aiosmtplib.SMTPHeloError):
@@ -213,10 +329,19 @@ class _SMTPConnection:
                 )
             if options and self.client.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
-            errors, reply = await self.client.sendmail(sender, [recipient], message, mail_options=options)
+            started = time.monotonic()
+            errors: Mapping[str, aiosmtplib.SMTPResponse] = {}
+            if self.client.supports_extension("pipelining"):
+                reply = await _pipelined_sendmail(self.client, sender, recipient, message, options)
+            else:
+                errors, reply = await self.client.sendmail(sender, [recipient], message, mail_options=options)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            if self.pool is not None and _turned_away(exc):
+                self.pool.refused(connected=self._counted)
             await self.close()
             raise _classify(exc, where) from None
+        if self.pool is not None and not errors:
+            self.pool.succeeded(time.monotonic() - started)
         if errors:  # one recipient per message, so this is that recipient's refusal
             await self.close()
             code, text = next(iter(errors.values()))
@@ -225,6 +350,9 @@ class _SMTPConnection:
 
     async def close(self) -> None:
         client, self.client = self.client, None
+        if self._counted and self.pool is not None:
+            self.pool.open -= 1
+            self._counted = False
         if client is None:
             return
         try:
@@ -234,6 +362,143 @@ class _SMTPConnection:
             client.close()
 
 
+class _PipeliningProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, keeping every reply of a group of commands sent together (RFC 2920).
+
+    The base keeps one reply per read and drops bytes that arrive while no read waits: right for one
+    command at a time, but the replies to a pipelined group arrive together and would be lost.
+    """
+
+    grouped = False
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._response_waiter
+        if self.grouped and waiter is not None and (waiter.done() or not self._response_pending):
+            if len(self._buffer) + len(data) > MAX_RESPONSE_LENGTH:
+                # A server flooding replies nobody asked for: end the session, the read sees it lost.
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            self._buffer.extend(data)  # the next read of the group takes it from the buffer, in order
+            return
+        super().data_received(data)
+
+    async def read_grouped(self, timeout: float | None) -> aiosmtplib.SMTPResponse:
+        """The next reply of the group: one already in the buffer, else the next to arrive."""
+        response = self._read_response_from_buffer()
+        if response is not None:
+            return response
+        return await self.read_response(timeout=timeout)
+
+
+# aiosmtplib's quoting, which refuses an address that could smuggle a parameter or a command; the
+# sender is the same for a whole mailing, so its answer is kept.
+_quoted = functools.lru_cache(maxsize=256)(quote_address)
+
+
+def _crlf(message: bytes) -> bytes:
+    """The message as DATA carries it, every line ending in CRLF (aiosmtplib's normalisation).
+
+    A composed message already is: three counts (C loops) show it, instead of a regular expression
+    run over every line ending of a 20 kB message.
+    """
+    crlf = message.count(b"\r\n")
+    if message.count(b"\r") == crlf == message.count(b"\n"):
+        return message if message.endswith(b"\r\n") else message + b"\r\n"
+    return normalize_message_line_endings(message)
+
+
+def _data(message: bytes) -> bytes:
+    """What follows DATA: the message in CRLF lines, a dot doubled at the start of a line, then the end."""
+    data = _crlf(message)
+    if data.startswith(b".") or b"\n." in data:
+        data = PERIOD_REGEX.sub(b"..", data)
+    return data + b".\r\n"
+
+
+async def _pipelined_sendmail(
+    client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes, options: list[str]
+) -> str:
+    """One transaction in two round trips where the server offers PIPELINING (RFC 2920).
+
+    MAIL FROM, RCPT TO and DATA go in one write; their replies are read in order and each is checked
+    as aiosmtplib's sendmail checks it, raising the same exceptions, so a refusal is classified as
+    before. After a refusal the session is reset (RSET); the caller drops it anyway.
+    """
+    protocol = client.protocol
+    if protocol is None or protocol._command_lock is None:
+        raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+    if not isinstance(protocol, _PipeliningProtocol):
+        # The same object, with a data_received that keeps replies arriving together (see above).
+        protocol.__class__ = _PipeliningProtocol
+    assert isinstance(protocol, _PipeliningProtocol)
+    encoding = "utf-8" if any(o.lower() == "smtputf8" for o in options) else "ascii"
+    mail_options = list(options)
+    if client.supports_extension("size"):
+        # RFC 1870: the octets as sent in DATA, line ends included (as aiosmtplib's sendmail counts them)
+        mail_options.insert(0, f"size={len(_crlf(message))}")
+    mail = [
+        b"MAIL",
+        b"FROM:" + _quoted(sender).encode(encoding),
+        *(o.encode("ascii") for o in mail_options),
+    ]
+    rcpt = [b"RCPT", b"TO:" + _quoted(recipient).encode(encoding)]
+    for arg in (*mail, *rcpt):
+        if COMMAND_INJECTION_REGEX.search(arg):
+            raise ValueError("Command arg contains a prohibited control character")
+    group = b" ".join(mail) + b"\r\n" + b" ".join(rcpt) + b"\r\nDATA\r\n"
+    timeout = client.timeout
+    failure: aiosmtplib.SMTPException | None = None
+    try:
+        async with protocol._command_lock:
+            protocol.grouped = True
+            try:
+                protocol._response_pending = True
+                protocol.write(group)
+                # Every reply of the group is read, whatever the first said: the session stays in
+                # step. But a 421 closes the session (RFC 5321, 3.8): nothing more will come.
+                replies: list[aiosmtplib.SMTPResponse] = []
+                while len(replies) < 3 and not (replies and replies[-1].code == 421):
+                    replies.append(await protocol.read_grouped(timeout))
+            finally:
+                protocol.grouped = False
+            mail_reply, rcpt_reply, data_reply = (*replies, None, None)[:3]
+            if mail_reply.code != 250:
+                failure = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, sender)
+            elif rcpt_reply is not None and rcpt_reply.code not in (250, 251):
+                failure = aiosmtplib.SMTPRecipientsRefused(
+                    [aiosmtplib.SMTPRecipientRefused(rcpt_reply.code, rcpt_reply.message, recipient)]
+                )
+            elif data_reply is not None and data_reply.code != 354:
+                failure = aiosmtplib.SMTPDataError(data_reply.code, data_reply.message)
+            if replies[-1].code == 421:
+                client.close()
+                assert failure is not None
+                raise failure
+            assert data_reply is not None
+            if data_reply.code == 354 and failure is not None:
+                # A server that took DATA with no valid recipient: end it empty (RFC 2920, section 3.1).
+                protocol._response_pending = True
+                protocol.write(b".\r\n")
+                await protocol.read_response(timeout=timeout)
+            elif failure is None:
+                body = _data(message)
+                protocol._response_pending = True
+                protocol.write(body)
+                reply = await protocol.read_response(timeout=timeout)
+                if reply.code != 250:
+                    failure = aiosmtplib.SMTPDataError(reply.code, reply.message)
+                else:
+                    return reply.message
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()  # a lost or desynchronised session is not reused (as aiosmtplib does)
+        raise
+    with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+        await client.rset(timeout=timeout)
+    assert failure is not None  # every path without one returned the server's reply
+    raise failure
+
+
 def _size_limit(client: aiosmtplib.SMTP) -> int | None:
     """The server's EHLO SIZE, if it gave a usable one (0 or no number: no stated limit)."""
     value = (client.esmtp_extensions.get("size") or "").strip()
@@ -241,13 +506,14 @@ def _size_limit(client: aiosmtplib.SMTP) -> int | None:
 
 
 class SMTPTransport:
-    def __init__(self, settings: SMTPSettings):
+    def __init__(self, settings: SMTPSettings, pool: SessionPool | None = None):
         self.settings = settings
+        self.pool: SessionPool | None = pool or SessionPool(maximum=100)
         auth = f", as {settings.username}" if settings.username else ""
         self.description = f"SMTP {settings.host}:{settings.port} ({settings.security}{auth})"
 
     async def connect(self) -> Connection:
-        return _SMTPConnection(self.settings)
+        return _SMTPConnection(self.settings, self.pool)
 
     async def check(self) -> None:
         """Connect and log in, send nothing: raises what a delivery would meet (TransportConfigError...)."""
@@ -271,6 +537,8 @@ class MaildirTransport:
     """
 
     _counter = 0
+
+    pool = None  # a folder takes as many writers as come
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = True):
         self.path = Path(path)

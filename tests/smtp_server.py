@@ -34,7 +34,12 @@ class Recorder:
     - `reject`: addresses refused at RCPT with 550;
     - `drop_at`: 1-based DATA numbers at which the server drops the connection without a reply;
     - `stall_at`: DATA numbers at which the server never answers (until the server stops);
-    - `gate_at`: a DATA number at which the server sets `gate_reached` and waits, unanswered, until stop.
+    - `gate_at`: a DATA number at which the server sets `gate_reached` and waits, unanswered, until stop;
+    - `drop_at_rcpt`: addresses at which the server drops the connection without a reply;
+    - `busy`: addresses answered 421 at RCPT, the connection closed after the reply.
+
+    It notes, for each MAIL FROM, whether the RCPT TO and DATA after it had already arrived before the
+    server answered it (`grouped`: the client pipelined), and each RSET.
     """
 
     data_replies: list[str | None] = field(default_factory=list)
@@ -42,15 +47,48 @@ class Recorder:
     drop_at: set[int] = field(default_factory=set)
     stall_at: set[int] = field(default_factory=set)
     gate_at: int | None = None
+    drop_at_rcpt: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)
+    grouped: list[bool] = field(default_factory=list)
+    resets: int = 0
+    sessions: int = 0  # open now
+    peak: int = 0  # most open at once
+    turned_away: int = 0  # sessions answered 421 for being over `max_sessions`
     accepted: list[Accepted] = field(default_factory=list)
     data_count: int = 0
     logins: list[str] = field(default_factory=list)
     gate_reached: threading.Event = field(default_factory=threading.Event)
     _release: asyncio.Event | None = None
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        limit = getattr(server, "max_sessions", None)
+        if limit is not None and getattr(server, "rank", 0) > limit:
+            self.turned_away += 1
+            # and closes the session after the reply, as Postfix and Exim do after a 421
+            server.loop.call_soon(server.transport.close)
+            return "421 4.7.0 Too many concurrent SMTP connections; please try again later"
+        # Not yet answered: what the client sent after MAIL is in the stream only if it did not wait.
+        waiting = bytes(server._reader._buffer)  # type: ignore[attr-defined]
+        self.grouped.append(b"RCPT" in waiting.upper() and b"DATA" in waiting.upper())
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.resets += 1
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ):
+        if address.lower() in self.drop_at_rcpt:
+            server.transport.abort()
+            return "250 OK (never seen)"
+        if address.lower() in self.busy:
+            server.loop.call_soon(server.transport.close)
+            return "421 4.7.0 busy, closing the connection"
         if address.lower() in self.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
@@ -83,10 +121,48 @@ class Recorder:
         return out
 
 
+class _TestSMTP(SMTP):
+    """aiosmtpd's server, offering PIPELINING when asked and counting the sessions open at once."""
+
+    pipelining = False
+    max_sessions: int | None = None  # a MAIL FROM in a session beyond this many is answered 421
+    recorder: Recorder
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._original_transport is None  # a second call is the STARTTLS upgrade
+        super().connection_made(transport)
+        if first:
+            self.recorder.sessions += 1
+            self.rank = self.recorder.sessions
+            self.recorder.peak = max(self.recorder.peak, self.recorder.sessions)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.recorder.sessions -= 1
+        super().connection_lost(error)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not self.pipelining:
+            await super().smtp_EHLO(hostname)
+            return
+        push = self.push
+
+        async def with_pipelining(status: str) -> None:  # the last line of the reply names one more
+            if status.startswith("250 "):
+                await push("250-PIPELINING")
+            await push(status)
+
+        self.push = with_pipelining  # type: ignore[method-assign]
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            del self.push
+
+
 class SMTPServer:
     """Start with `with SMTPServer(recorder) as s:`; `s.port` is the port the system gave us.
 
     `credentials` may be changed while it runs (a password fixed on the server's side).
+    `pipelining` offers PIPELINING (RFC 2920); `max_sessions` answers 421 beyond that many at once.
     """
 
     def __init__(
@@ -98,8 +174,12 @@ class SMTPServer:
         credentials: tuple[str, str] | None = None,
         auth_require_tls: bool = True,
         data_size_limit: int | None = None,
+        pipelining: bool = False,
+        max_sessions: int | None = None,
     ):
         self.handler = handler
+        self.pipelining = pipelining
+        self.max_sessions = max_sessions
         self.auth_require_tls = auth_require_tls
         self.data_size_limit = data_size_limit
         self.tls_context = tls_context
@@ -131,7 +211,14 @@ class SMTPServer:
                 auth_require_tls=self.auth_require_tls,
                 auth_exclude_mechanism=["LOGIN"],
             )
-        return lambda: SMTP(self.handler, **kwargs)
+        handler, pipelining, max_sessions = self.handler, self.pipelining, self.max_sessions
+
+        def make() -> SMTP:
+            server = _TestSMTP(handler, **kwargs)
+            server.recorder, server.pipelining, server.max_sessions = handler, pipelining, max_sessions
+            return server
+
+        return make
 
     async def _start(self) -> int:
         self.handler._release = asyncio.Event()
