@@ -449,13 +449,15 @@ def feeds() -> None:
 def feeds_build(obj: Context, out: Path, layout: str) -> None:
     """Write every feed as a file (atomically; unchanged files are left untouched)."""
     from scheduler.documents import write_documents
-    from scheduler.feeds import current_feeds, write_feeds
+    from scheduler.feedcache import CACHE_FILE, ItemCache
+    from scheduler.feeds import current_feeds, write_feeds, write_record
     from scheduler.templating import make_environment
     from scheduler.tokens import feed_secret
 
     loaded = obj.load()
     env = make_environment(loaded.directory)
-    built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env)
+    cache = ItemCache(obj.state_path / CACHE_FILE)
+    built = current_feeds(obj.store(), loaded.project, obj.clock.now(), env=env, cache=cache)
     removed: list[str] = []
     if layout == "urls":
         from scheduler.feeds import prune_revoked, url_layout
@@ -471,7 +473,9 @@ def feeds_build(obj: Context, out: Path, layout: str) -> None:
             )
         built = url_layout(built, feed_secret(obj.store()))
         removed = prune_revoked(built, out)
-    written = write_feeds(built, out, progress=_progress(_("Writing feeds")))
+    written = write_feeds(
+        built, out, progress=_progress(_("Writing feeds")), record=write_record(obj.state_path, out)
+    )
     click.echo(
         _("{out}: {feeds} feeds, {written} written, {unchanged} unchanged").format(
             out=out, feeds=len(built), written=len(written), unchanged=len(built) - len(written)
@@ -538,7 +542,7 @@ def serve(obj: Context, host: str, port: int) -> None:
 
     loaded = obj.load()
     _log_to_stderr(zone=loaded.project.zone())
-    server = FeedServer(obj.store(), obj.clock, loaded.directory)
+    server = FeedServer(obj.store(), obj.clock, loaded.directory, state=obj.state_path)
     server.update(loaded.project)
 
     async def run() -> None:
@@ -937,7 +941,7 @@ def run(obj: Context, host: str, port: int, no_serve: bool) -> None:
     loaded = obj.load()
     _log_to_stderr(zone=loaded.project.zone())
     transport = _mail_transport(obj)
-    server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory)
+    server = None if no_serve else FeedServer(obj.store(), obj.clock, loaded.directory, state=obj.state_path)
     runner = Runner(
         config_dir=obj.config_path, store=obj.store(), clock=_mail_clock(obj), transport=transport,
         server=server, host=host, port=port, echo=click.echo,

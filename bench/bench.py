@@ -379,19 +379,65 @@ class Bench:
         )
         edit = self.figure(
             "feed build",
-            "one meeting edited, then rebuilt",
+            "one meeting for everyone edited, then rebuilt",
             unit="s",
             ref_name="the full build",
             higher_is_better=False,
             target="< 10% of a full build",
             target_ratio=10,
         )
+        team_edit = self.figure(
+            "feed build",
+            "one meeting for a few teams edited, then rebuilt",
+            unit="s",
+            ref_name="the full build",
+            higher_is_better=False,
+            target="< 10% of a full build",
+        )
+        served = self.figure(
+            "feed build",
+            "`run` rebuilding in its own process after one meeting edited",
+            unit="s",
+            ref_name="the same process's first, full build",
+            higher_is_better=False,
+            target="< 10% of a full build",
+        )
         if not self.need(fig, "feeds", "build"):
-            edit.missing = fig.missing
+            edit.missing = team_edit.missing = served.missing = fig.missing
             return
-        self.guarded(fig, lambda: self._feeds(fig, edit, s, t, m, e))
+        self.guarded(fig, lambda: self._feeds(fig, edit, team_edit, s, t, m, e))
+        self.guarded(served, lambda: self._rebuild(served, s, t, m, e))
 
-    def _feeds(self, fig: Figure, edit: Figure, s: int, t: int, m: int, e: int) -> None:
+    def _rebuild(self, fig: Figure, s: int, t: int, m: int, e: int) -> None:
+        """The service's rebuild after an edit (bench/rebuild.py), without the process start and the load."""
+        cfg = self.fresh("rebuild-cfg")
+        fig.commands.append(shown(synth(cfg, s, t, m, e)))
+        cmd = [
+            PY,
+            str(BENCH / "rebuild.py"),
+            "--config",
+            str(cfg),
+            "--state",
+            str(self.fresh("rebuild-state")),
+        ]
+        r = run(cmd, timeout=1800)
+        fig.commands.append(shown(cmd))
+        if r.rc != 0:
+            fig.missing = f"exit {r.rc}: {r.err.strip()[-300:]}"
+            return
+        got = json.loads(r.out)
+        worst = max((got[k]["rebuild"] for k in ("everyone", "teams") if k in got), default=None)
+        fig.value, fig.ref_value = worst, got["full"]
+        fig.ok = worst is not None and worst < 0.1 * got["full"]
+        for k, what in (("everyone", "a meeting for everyone"), ("teams", "a meeting for a few teams")):
+            if k in got:
+                fig.notes.append(
+                    f"{what} ({got[k]['meeting']}): feeds rebuilt in {got[k]['rebuild']:.2f} s "
+                    f"({got[k]['rebuild'] / got['full']:.0%} of the first build's {got['full']:.2f} s); "
+                    f"the configuration reloaded in {got[k]['load']:.2f} s"
+                )
+
+    def _feeds(self, fig: Figure, edit: Figure, team_edit: Figure, s: int, t: int, m: int, e: int) -> None:
         cfg, state = self.fresh("feeds-cfg"), self.fresh("feeds-state")
         fig.commands.append(shown(synth(cfg, s, t, m, e)))
         out = self.work / "feeds-out"
@@ -426,6 +472,37 @@ class Bench:
         edit.target_ratio = None
         changed = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_mtime >= before)
         edit.notes.append(f"{changed} files rewritten, exit {r2.rc}")
+        # The same edit on a meeting addressed to some teams only, and without minutes (whose follow-up items,
+        # often for everyone, name their meeting): what changes is those teams' schools' feeds.
+        for path in sorted((cfg / "meetings").glob("*.yaml")):
+            text = path.read_text(encoding="utf-8")
+            if re.search(r"(?m)^audience:\n  teams:", text) and not re.search(r"(?m)^minutes:", text):
+                path.write_text(
+                    re.sub(r"(?m)^title: (.*)$", r"title: \1 (перенос)", text, count=1), encoding="utf-8"
+                )
+                before = time.time() - 0.01
+                r4 = run([*CLI, "feeds", "build", "--out", str(out)], env, timeout=1800)
+                team_edit.commands.append(f"(title of {path.name} edited) " + shown(r4.cmd, env))
+                team_edit.value, team_edit.ref_value = r4.wall, r.wall
+                team_edit.ok = r4.rc == 0 and r4.wall < 0.1 * r.wall
+                changed = sum(1 for p in out.rglob("*") if p.is_file() and p.stat().st_mtime >= before)
+                team_edit.notes.append(f"{changed} files rewritten, exit {r4.rc}")
+                break
+        else:
+            team_edit.missing = "the synthetic configuration has no meeting for some teams"
+        # The same full build with the item cache of the state folder warm (a new output folder): what a
+        # build costs when the serialising is done, against the copy of its bytes.
+        shutil.rmtree(out, ignore_errors=True)
+        r3 = run([*CLI, "feeds", "build", "--out", str(out)], env, timeout=1800)
+        copy2 = self.work / "feeds-copy2"
+        shutil.rmtree(copy2, ignore_errors=True)
+        rc2 = run(["cp", "-r", str(out), str(copy2)], timeout=600)
+        if r3.rc == 0 and rc2.wall:
+            fig.notes.append(
+                f"warm full build (item cache in the state folder, empty output folder): {r3.wall:.2f} s, "
+                f"{r3.wall / rc2.wall:.1f}x its copy ({rc2.wall:.3f} s, measured right after)"
+            )
+        shutil.rmtree(copy2, ignore_errors=True)
         if self.profile:
             self._profile("feeds build", cfg)
 
@@ -453,6 +530,19 @@ class Bench:
             self.guarded(
                 figs[(events, False)], lambda ev=events: self._serve(ev, figs[(ev, False)], figs[(ev, True)])
             )
+        static = {
+            cond: self.figure(
+                "feed serving",
+                f"static layout: nginx with the README's configuration, a school's private token URL, "
+                f"2,000-event feed{', If-None-Match (304)' if cond else ''}",
+                unit="req/s",
+                ref_name="nginx (1 worker), the same file at a plain path",
+                target=">= 0.3 of nginx",
+                target_ratio=0.3,
+            )
+            for cond in (False, True)
+        }
+        self.guarded(static[False], lambda: self._static(2000, static[False], static[True]))
 
     def _serve(self, events: int, plain: Figure, cond: Figure) -> None:
         cfg, state = self.fresh(f"serve{events}-cfg"), self.fresh(f"serve{events}-state")
@@ -504,6 +594,76 @@ class Bench:
                     found = re.search(r"Requests/sec:\s*([\d.]+)", w.out)
                     res[who] = float(found.group(1)) if found else None
                 fig.value, fig.ref_value = res["cyclogram"], res["nginx"]
+
+    def _static(self, events: int, plain: Figure, cond: Figure) -> None:
+        """`feeds build --layout urls` served by nginx with the README's server block: every feed, the
+        private ones by their token URL, without Python; beside nginx serving the file at a plain path."""
+        cfg, state = self.fresh(f"static{events}-cfg"), self.fresh(f"static{events}-state")
+        plain.commands.append(shown(synth(cfg, 10, 2, 0, events)))
+        out = self.work / f"static{events}-out"
+        shutil.rmtree(out, ignore_errors=True)
+        env = {"CYCLOGRAM_CONFIG": str(cfg), "CYCLOGRAM_STATE": str(state)}
+        r = run([*CLI, "feeds", "build", "--out", str(out), "--layout", "urls"], env, timeout=600)
+        plain.commands.append(shown(r.cmd, env))
+        if r.rc != 0:
+            raise RuntimeError(f"feeds build --layout urls failed: {r.err[-300:]}")
+        urls = run([*CLI, "feeds", "urls"], env, timeout=120)
+        school = next(line.split("\t") for line in urls.out.splitlines() if line.startswith("school\t"))
+        private = "/" + school[2].split("://", 1)[1].split("/", 1)[1]
+        plain_copy = out / "plain.ics"  # the same bytes at a plain path, for the reference
+        shutil.copyfile(out / private.lstrip("/"), plain_copy)
+        os.chmod(self.work, 0o755)
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = re.search(r"<!-- nginx:begin -->\s*```nginx\n(.*?)```", readme, re.S)
+        if block is None:
+            raise RuntimeError("README has no nginx block")
+        port = free_port()
+        server = block.group(1).replace("listen 80;", f"listen 127.0.0.1:{port};")
+        server = re.sub(r"root [^;]+;", f"root {out};", server)
+        conf = self.work / f"nginx-static{events}.conf"
+        conf.write_text(
+            f"worker_processes 1;\ndaemon off;\npid {self.work}/nginx-static.pid;\n"
+            f"error_log {self.work}/nginx-static.err;\nevents {{ worker_connections 1024; }}\n"
+            f"http {{ access_log off;\n{server}}}\n"
+        )
+        ngx = [
+            "/usr/sbin/nginx",
+            "-c",
+            str(conf),
+            "-p",
+            str(self.work),
+            "-e",
+            str(self.work / "nginx-static.err"),
+        ]
+        dur = self.size["wrk_s"]
+        with start(ngx, port, self.work / "nginx-static.log"):
+            plain.commands.append(shown(ngx))
+            base = f"http://127.0.0.1:{port}"
+            wrong = private[: -len(".ics") - 1] + ("A" if private[-len(".ics") - 1] != "A" else "B") + ".ics"
+            if _status(base + wrong, {}) != 404 or _status(base + private, {}) != 200:
+                raise RuntimeError(
+                    "the static layout does not answer a token URL with 200 and a wrong one with 404"
+                )
+            size = (out / private.lstrip("/")).stat().st_size
+            plain.notes.append(
+                f"school feed {size / 1e3:.0f} kB at its token URL (a wrong token: 404); wrk -t2 -c32 -d{dur}s"
+            )
+            for fig, conditional in ((plain, False), (cond, True)):
+                res = {}
+                for who, path in (("static", private), ("plain", "/plain.ics")):
+                    url = base + path
+                    headers = []
+                    if conditional:
+                        etag = _etag(url)
+                        if not etag or _status(url, {"If-None-Match": etag}) != 304:
+                            raise RuntimeError(f"nginx did not answer 304 at {path}")
+                        headers = ["-H", f"If-None-Match: {etag}"]
+                    cmd = ["wrk", "-t2", "-c32", f"-d{dur}s", *headers, url]
+                    w = run(cmd, timeout=dur + 60)
+                    fig.commands.append(shown(cmd).replace(private, "/schools/<id>/<token>.ics"))
+                    found = re.search(r"Requests/sec:\s*([\d.]+)", w.out)
+                    res[who] = float(found.group(1)) if found else None
+                fig.value, fig.ref_value = res["static"], res["plain"]
 
     # -- the year -----------------------------------------------------------------------------------------
     def year(self) -> None:

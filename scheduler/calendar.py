@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -28,19 +28,22 @@ from .model import (
     Recurrence,
 )
 from .templating import make_environment
-from .timezones import assign_eras, vtimezone_for
+from .timezones import assign_eras, vtimezone_for, zone_mark
 
 if TYPE_CHECKING:
+    from .feedcache import ItemCache
     from .store import EventState, StateStore
 
 __all__ = [
     "PRODID",
     "CalendarItem",
+    "Piece",
     "action_audience",
     "action_event",
     "calendar_items",
     "event_fingerprint",
     "event_states",
+    "feed_pieces",
     "key_event",
     "meeting_event",
     "meeting_fingerprint",
@@ -138,19 +141,20 @@ def _final_actions(project: Project) -> Iterable[tuple[Meeting, ActionItem]]:
 
 def event_states(store: StateStore, project: Project, now: datetime) -> dict[str, EventState]:
     """Record every item's fingerprint: SEQUENCE rises when an item changes and never falls."""
-    states: dict[str, EventState] = {}
+    items: list[tuple[str, str]] = []
     for meeting in project.meetings:
-        uid = uid_for(project, "meeting", meeting.id)
-        states[uid] = store.event_state(uid, meeting_fingerprint(project, meeting), now)
+        items.append((uid_for(project, "meeting", meeting.id), meeting_fingerprint(project, meeting)))
     for event in project.all_events():
-        uid = uid_for(project, "event", event.id)
-        states[uid] = store.event_state(uid, event_fingerprint(project, event), now)
-        for extra, _part in series_parts(project, event):
-            states[extra] = store.event_state(extra, event_fingerprint(project, event), now)
+        fingerprint = event_fingerprint(project, event)
+        items.append((uid_for(project, "event", event.id), fingerprint))
+        items.extend((extra, fingerprint) for extra, _part in series_parts(project, event))
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
-        states[uid] = store.event_state(uid, _action_fingerprint(project, meeting, action), now)
-    return states
+        items.append((uid, _action_fingerprint(project, meeting, action)))
+    batch = getattr(store, "event_states", None)
+    if batch is not None:
+        return batch(items, now)
+    return {uid: store.event_state(uid, fingerprint, now) for uid, fingerprint in items}
 
 
 # -- components --------------------------------------------------------------------------------------------
@@ -478,6 +482,101 @@ def action_event(
     return ev
 
 
+def _item_sources(
+    project: Project,
+    states: dict[str, EventState],
+    language: str,
+    now: datetime | None,
+    env: jinja2.Environment,
+    secret: str | None,
+) -> Iterable[tuple[str, str, str, Audience, str | None, Callable[[], Any], Callable[[], Event | None]]]:
+    """Each item as (uid, kind, id, audience, meeting, what decides its bytes, how to build it).
+
+    "What decides its bytes" is everything the item's own builder reads besides the project's settings,
+    the templates and the code (which `ItemCache` keys on for every item): its model, its state, its zone.
+    """
+
+    def state_of(uid: str) -> str:
+        st = states[uid]
+        return f"{st.created.isoformat()} {st.last_modified.isoformat()} {st.sequence}"
+
+    at = now.isoformat() if now is not None else None
+    for meeting in project.meetings:
+        uid = uid_for(project, "meeting", meeting.id)
+        st = states[uid]
+
+        def meeting_ident(meeting: Meeting = meeting, uid: str = uid) -> list[str | None]:
+            # The secret counts only through the documents' links (ATTACH), and then only as its digest.
+            docs = secret is not None and bool(_documents(meeting))
+            hidden = hashlib.sha256(secret.encode()).hexdigest() if docs and secret is not None else None
+            return [
+                meeting.model_dump_json(),
+                zone_mark(project.zone(meeting).key),
+                state_of(uid),
+                at,
+                hidden,
+            ]
+
+        yield (
+            uid, "meeting", meeting.id, meeting.audience, meeting.id, meeting_ident,
+            lambda meeting=meeting, st=st: meeting_event(
+                project, meeting, st, now or st.last_modified, language, env=env, secret=secret
+            ),
+        )  # fmt: skip
+    for event in project.all_events():
+        uid = uid_for(project, "event", event.id)
+        source = _source(project, event)
+
+        def event_ident(part: KeyEvent, uid: str, source: Meeting | None = source) -> list[str | None]:
+            return [
+                part.model_dump_json(),
+                zone_mark(project.zone(part).key),
+                state_of(uid),
+                at,
+                project.responsible_text(part.responsible),
+                source.model_dump_json() if source is not None else None,
+            ]
+
+        for one, part in [(uid, event), *series_parts(project, event)]:
+            st = states[one]
+            yield (
+                one, "event", event.id, event.audience, event.source,
+                lambda part=part, one=one: event_ident(part, one),
+                lambda part=part, st=st, one=one: key_event(
+                    project, part, st, now or st.last_modified, language, env=env, uid=one
+                ),
+            )  # fmt: skip
+    for meeting, action in _final_actions(project):
+        item_id = f"{meeting.id}-{action.id}"
+        uid = uid_for(project, "action", item_id)
+        st = states[uid]
+        audience = action_audience(meeting, action)
+
+        def action_ident(
+            meeting: Meeting = meeting, action: ActionItem = action, uid: str = uid
+        ) -> list[str | None]:
+            return [
+                meeting.model_dump_json(),
+                action.model_dump_json(),
+                project.responsible_text(action.responsible),
+                state_of(uid),
+                at,
+            ]
+
+        yield (
+            uid, "action", item_id, audience, meeting.id, action_ident,
+            lambda meeting=meeting, action=action, st=st: action_event(
+                project, meeting, action, st, now or st.last_modified, language, env=env
+            ),
+        )  # fmt: skip
+
+
+def _documents(meeting: Meeting) -> list[Any]:
+    from .documents import documents_of
+
+    return documents_of(meeting)
+
+
 def calendar_items(
     project: Project,
     states: dict[str, EventState],
@@ -493,29 +592,75 @@ def calendar_items(
     """
     env = env or make_environment(None)
     items: list[CalendarItem] = []
-    for meeting in project.meetings:
-        uid = uid_for(project, "meeting", meeting.id)
-        st = states[uid]
-        comp = meeting_event(project, meeting, st, now or st.last_modified, language, env=env, secret=secret)
-        items.append(CalendarItem(uid, "meeting", meeting.id, meeting.audience, comp, meeting.id))
-    for event in project.all_events():
-        uid = uid_for(project, "event", event.id)
-        st = states[uid]
-        maybe = key_event(project, event, st, now or st.last_modified, language, env=env)
-        if maybe is not None:
-            items.append(CalendarItem(uid, "event", event.id, event.audience, maybe, event.source))
-        for extra, part in series_parts(project, event):
-            st = states[extra]
-            comp = key_event(project, part, st, now or st.last_modified, language, env=env, uid=extra)
-            if comp is not None:
-                items.append(CalendarItem(extra, "event", event.id, event.audience, comp, event.source))
-    for meeting, action in _final_actions(project):
-        item_id = f"{meeting.id}-{action.id}"
-        uid = uid_for(project, "action", item_id)
-        st = states[uid]
-        comp = action_event(project, meeting, action, st, now or st.last_modified, language, env=env)
-        items.append(CalendarItem(uid, "action", item_id, action_audience(meeting, action), comp, meeting.id))
+    for uid, kind, item_id, audience, meeting, _ident, build in _item_sources(
+        project, states, language, now, env, secret
+    ):
+        comp = build()
+        if comp is not None:
+            items.append(CalendarItem(uid, kind, item_id, audience, comp, meeting))
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One item as a feed uses it: its serialised VEVENT, the zones it needs, and whom it is for."""
+
+    uid: str
+    kind: str
+    item_id: str
+    audience: Audience
+    meeting: str | None
+    data: bytes
+    digest: bytes  # sha256 of `data`
+    spans: Spans
+    cancelled_end: date | None  # the last day of a cancelled item (it leaves the feeds a while after)
+
+
+def _last_day(comp: Component) -> date:
+    end = comp.get("DTEND") or comp.get("DTSTART")
+    value = end.dt
+    if "RRULE" in comp:
+        until = comp["RRULE"].get("UNTIL")
+        if until:
+            value = until[0] if isinstance(until, list) else until
+    return value.date() if isinstance(value, datetime) else value
+
+
+def feed_pieces(
+    project: Project,
+    states: dict[str, EventState],
+    language: str,
+    *,
+    env: jinja2.Environment | None = None,
+    secret: str | None = None,
+    cache: ItemCache | None = None,
+) -> list[Piece]:
+    """What `calendar_items` gives, serialised: from `cache` where an item's inputs are unchanged."""
+    from .feedcache import ItemCache, item_key
+
+    env = env or make_environment(None)
+    cache = cache if cache is not None else ItemCache(None)
+    context = cache.context(project, env, language)
+    pieces: list[Piece] = []
+    for uid, kind, item_id, audience, meeting, ident, build in _item_sources(
+        project, states, language, None, env, secret
+    ):
+        key = item_key(context, kind, ident()) if context is not None else None
+        hit = cache.get(key) if key is not None else None
+        if hit is None:
+            comp = build()
+            if comp is None:
+                data, spans, cancelled = b"", {}, None
+            else:
+                data = comp.to_ical()
+                spans = _tz_spans([comp])
+                cancelled = _last_day(comp) if str(comp.get("STATUS", "")) == "CANCELLED" else None
+            hit = cache.put(key, data, spans, cancelled)
+        if hit.data:
+            pieces.append(
+                Piece(uid, kind, item_id, audience, meeting, hit.data, hit.digest, hit.spans, hit.cancelled)
+            )
+    return pieces
 
 
 # -- the calendar ------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import hashlib
 import hmac
 import logging
 import traceback
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -31,6 +32,7 @@ from .tokens import feed_secret, private_feed_path, public_feed_url, verify_toke
 
 if TYPE_CHECKING:
     from .clock import Clock
+    from .feedcache import ItemCache
     from .store import StateStore
 
 __all__ = [
@@ -51,6 +53,75 @@ KEEPALIVE_TIMEOUT = 15.0
 _NOT_FOUND = b"Not found\n"
 
 
+BODY_CACHE_BYTES = 64 * 1024 * 1024  # feed bodies (plain and gzip) kept ready between requests
+
+
+class _Answer:
+    """What a feed's responses need, made once: its headers, the ETags it matches, its bodies on demand."""
+
+    __slots__ = ("_gz", "body", "etag", "etags", "feed", "headers", "headers_gz", "last_modified", "modified")
+
+    def __init__(self, feed: Feed):
+        self.feed = feed
+        tag = feed.etag
+        self.etag = f'"{tag}"'
+        self.etags = {self.etag, f'"{tag}-gz"'}
+        self.modified = feed.last_modified
+        self.last_modified = format_datetime(feed.last_modified.astimezone(UTC), usegmt=True)
+        common = {
+            "Last-Modified": self.last_modified,
+            "Cache-Control": "no-cache",
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+        }
+        self.headers = {**common, "ETag": self.etag}
+        self.headers_gz = {**common, "ETag": f'"{tag}-gz"'}
+        self.body: bytes | None = None
+        self._gz: bytes | None = None
+
+    def bodies(self, gz: bool) -> bytes:
+        if self.body is None:
+            self.body = self.feed.data
+        if not gz:
+            return self.body
+        if self._gz is None:
+            self._gz = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gz
+
+    @property
+    def weight(self) -> int:
+        return len(self.body or b"") + len(self._gz or b"") + 1024
+
+
+class _Answers:
+    """Answers by feed path, the recently asked ones kept within a byte budget (least recently used
+    go first): memory stays bounded however many schools there are, and popular feeds stay ready."""
+
+    def __init__(self, budget: int = BODY_CACHE_BYTES):
+        self.budget = budget
+        self._kept: OrderedDict[str, _Answer] = OrderedDict()
+        self._weight = 0
+
+    def get(self, feed: Feed) -> _Answer:
+        answer = self._kept.get(feed.path)
+        if answer is not None and answer.feed is feed:
+            self._kept.move_to_end(feed.path)
+            return answer
+        if answer is not None:
+            self._weight -= answer.weight
+        answer = _Answer(feed)
+        self._kept[feed.path] = answer
+        self._weight += answer.weight
+        return answer
+
+    def weigh(self, answer: _Answer, before: int) -> None:
+        """Account for bodies made since `before` was its weight, and trim the oldest past the budget."""
+        self._weight += answer.weight - before
+        while self._weight > self.budget and len(self._kept) > 1:
+            _, old = self._kept.popitem(last=False)
+            self._weight -= old.weight
+
+
 @dataclass(frozen=True)
 class Published:
     """One consistent build: what the server answers with until the next one."""
@@ -60,8 +131,8 @@ class Published:
     secret: str
     index: bytes
     built: datetime
-    gzipped: dict[str, bytes] = field(default_factory=dict)
     documents: dict[tuple[str, str], ServedDocument] = field(default_factory=dict)  # (meeting, file name)
+    answers: _Answers = field(default_factory=_Answers, compare=False, repr=False)
 
     @cached_property
     def index_tag(self) -> str:
@@ -239,17 +310,18 @@ def publish(
     *,
     env: jinja2.Environment | None = None,
     directory: Path | None = None,
+    cache: ItemCache | None = None,
 ) -> Published:
     """Build everything the server serves, recording sequences in the store.
 
-    `directory` is the configuration folder: the meetings' documents are served from it.
+    `directory` is the configuration folder: the meetings' documents are served from it. `cache` keeps
+    the serialised items from one build to the next, so a rebuild costs what changed.
     """
     env = env or make_environment(None)
-    feeds = current_feeds(store, project, now, env=env)
-    gz = {path: gzip.compress(f.data, mtime=0) for path, f in feeds.items()}
+    feeds = current_feeds(store, project, now, env=env, cache=cache)
     secret = feed_secret(store)
     docs = served_documents(project, directory, secret) if directory is not None else {}
-    return Published(project, feeds, secret, render_index(project, feeds, env), now, gz, docs)
+    return Published(project, feeds, secret, render_index(project, feeds, env), now, docs)
 
 
 # -- HTTP --------------------------------------------------------------------------------------------------
@@ -258,7 +330,20 @@ def publish(
 def _wants_gzip(request: web.Request) -> bool:
     """gzip unless the client says q=0 for it; a q-value that is not a number counts as a yes (RFC 9110
     asks for a number, but a client's typo must not cost it the page)."""
-    for part in request.headers.get("Accept-Encoding", "").split(","):
+    header = request.headers.get("Accept-Encoding", "")
+    known = _GZIP_ANSWERS.get(header)
+    if known is None:
+        known = _accepts_gzip(header)
+        if len(_GZIP_ANSWERS) < 256:  # a client sends the same header every time: remember a few
+            _GZIP_ANSWERS[header] = known
+    return known
+
+
+_GZIP_ANSWERS: dict[str, bool] = {}
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
         name, *params = part.split(";")
         if name.strip().lower() not in ("gzip", "x-gzip"):
             continue
@@ -317,6 +402,26 @@ def _serve_bytes(
     return resp
 
 
+def _serve_feed(request: web.Request, pub: Published, feed: Feed) -> web.Response:
+    """A feed's answer from its prepared headers: a conditional request that matches costs no body."""
+    answer = pub.answers.get(feed)
+    headers = request.headers
+    use_gzip = _wants_gzip(request)
+    inm = headers.get("If-None-Match")
+    # The common case first: a client repeating the one ETag it was given.
+    if inm in answer.etags or _not_modified(request, answer.etags, answer.modified):
+        return web.Response(status=304, headers=answer.headers_gz if use_gzip else answer.headers)
+    before = answer.weight
+    body = answer.bodies(use_gzip)
+    pub.answers.weigh(answer, before)
+    if use_gzip:
+        resp = web.Response(body=body, headers={**answer.headers_gz, "Content-Encoding": "gzip"})
+    else:
+        resp = web.Response(body=body, headers=answer.headers)
+    resp.headers["Content-Type"] = CALENDAR_TYPE
+    return resp
+
+
 def make_app(
     source: Callable[[], Published | None],
     health: Callable[[], str | None] | None = None,
@@ -352,15 +457,34 @@ def make_app(
         feed = _resolve(pub, path.lstrip("/"))
         if feed is None:
             return _not_found()
-        return _serve_bytes(
-            request, feed.data, pub.gzipped.get(feed.path), CALENDAR_TYPE, feed.etag, feed.last_modified
-        )
+        return _serve_feed(request, pub, feed)
 
     app = web.Application()
     if answers is not None:
         add_rsvp_routes(app, source, answers)  # before the catch-all: routes match in order
     app.router.add_get("/{tail:.*}", handle, allow_head=True)
     return app
+
+
+def _feeds_first(
+    app_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+    source: Callable[[], Published | None],
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """Feed requests answered before the application's router: they are nearly all the traffic (every
+    client polls every feed hourly), and the router would try every page's route first. Anything that is
+    not a current feed goes to the application, which answers it as before (a 404 included)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        pub = source()
+        if pub is not None and request.method in ("GET", "HEAD") and not request.headers.get("Expect"):
+            path = request.path
+            if path.endswith(".ics") and not path.startswith("/organiser/"):
+                feed = _resolve(pub, path.lstrip("/"))
+                if feed is not None:
+                    return _serve_feed(request, pub, feed)  # type: ignore[arg-type]
+        return await app_handler(request)
+
+    return handle
 
 
 def _document(pub: Published, path: str) -> web.StreamResponse:
@@ -418,7 +542,13 @@ def _resolve(pub: Published, rel: str) -> Feed | None:
 class FeedServer:
     """The HTTP server a long-running service embeds in its own loop; `update` swaps in a new model."""
 
-    def __init__(self, store: StateStore, clock: Clock, config_dir: Path | None = None):
+    def __init__(
+        self, store: StateStore, clock: Clock, config_dir: Path | None = None, state: Path | None = None
+    ):
+        from .feedcache import CACHE_FILE, ItemCache
+
+        # Kept for the life of the server: a rebuild after an edit serialises only the items it changed.
+        self._cache = ItemCache(state / CACHE_FILE if state is not None else None)
         self._store = store
         self._clock = clock
         self._env = make_environment(config_dir)
@@ -445,10 +575,7 @@ class FeedServer:
 
         what = resolve_organiser(pub.secret, request.path)
         if what == "feed":
-            feed = pub.feeds[ORGANISER_FEED]
-            return _serve_bytes(
-                request, feed.data, pub.gzipped.get(feed.path), CALENDAR_TYPE, feed.etag, feed.last_modified
-            )
+            return _serve_feed(request, pub, pub.feeds[ORGANISER_FEED])
         if what != "page":
             return None
         context = organiser_context(pub.project, self._store, self._clock.now(), self._config_dir)
@@ -472,7 +599,12 @@ class FeedServer:
     def update(self, project: Project) -> Published:
         """Rebuild from a new model; requests see the old build or the new one, never a mix."""
         self._published = publish(
-            project, self._store, self._clock.now(), env=self._env, directory=self._config_dir
+            project,
+            self._store,
+            self._clock.now(),
+            env=self._env,
+            directory=self._config_dir,
+            cache=self._cache,
         )
         return self._published
 
@@ -488,6 +620,7 @@ class FeedServer:
         await self._runner.setup()
         handlers = self._runner.server
         assert handlers is not None
+        handlers.request_handler = _feeds_first(handlers.request_handler, lambda: self._published)
         seconds = self.head_timeout
         self._listener = await asyncio.get_running_loop().create_server(
             lambda: _HeadDeadline(handlers(), seconds), host, port, reuse_address=True

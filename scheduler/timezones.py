@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import calendar as _calendar
+import hashlib
+import os
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -19,6 +22,7 @@ __all__ = [
     "transitions",
     "vtimezone",
     "vtimezone_for",
+    "zone_mark",
 ]
 
 # Outlook builds its time zone from the latest STANDARD and the latest DAYLIGHT block only, repeating
@@ -418,3 +422,23 @@ def vtimezone_for(tzid: str, first: datetime | date, last: datetime | date) -> T
     """The VTIMEZONE of a TZID written by `assign_eras` (or of a plain IANA zone)."""
     era = _ERAS.get(tzid) or _parse_tzid(tzid, last.year)
     return vtimezone(era.zone, first, last, tzid=tzid, cutoff=era.cutoff, ruled=era.ruled)
+
+
+@lru_cache(maxsize=1024)
+def zone_mark(zone_name: str) -> str:
+    """The zone's name and a digest of the rules zoneinfo reads for it: what a cached item in that zone
+    depends on, so that new tz data (a region changing its offset) rebuilds its items."""
+    for root in zoneinfo.TZPATH:
+        path = os.path.join(root, zone_name)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return f"{zone_name} {hashlib.sha256(fh.read()).hexdigest()}"
+    try:  # zoneinfo's fallback: the tzdata package
+        from importlib import resources
+
+        *package, leaf = ["tzdata", "zoneinfo", *zone_name.split("/")]
+        data = resources.files(".".join(package)).joinpath(leaf).read_bytes()
+        return f"{zone_name} {hashlib.sha256(data).hexdigest()}"
+    except (ImportError, OSError, ValueError):
+        rules = repr(transitions(zone_name, HORIZON_YEAR)).encode()
+        return f"{zone_name} {hashlib.sha256(rules).hexdigest()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,6 +172,37 @@ def test_sequence_is_shared_and_rises_once_per_change(store_url):
     finally:
         a.close()
         b.close()
+
+
+_EXAMPLES = itertools.count()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rounds=st.lists(
+        st.lists(st.tuples(st.sampled_from("uvwxy"), st.sampled_from("abc")), max_size=8),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_batch_of_event_states_is_each_state_in_turn(store_url, tmp_path, rounds):
+    """The feeds record every item's fingerprint in one batch: the same numbers as one call per item."""
+    n = next(_EXAMPLES)  # the stores outlive one example: each example has its own uids and reference file
+    batch, single = open_url(store_url), SQLiteStore(tmp_path / f"one-{n}.db")
+    prefix = f"batch-{n}-"
+    try:
+        for i, items in enumerate(rounds):
+            now = T0 + timedelta(hours=i)
+            items = [(prefix + uid, fp) for uid, fp in items]
+            got = batch.event_states(items, now)
+            want = {uid: single.event_state(uid, fp, now) for uid, fp in items}
+            assert {u: (s.sequence, s.created, s.last_modified) for u, s in got.items()} == {
+                u: (s.sequence, s.created, s.last_modified) for u, s in want.items()
+            }
+            assert all(batch.peek_event_state(uid) == got[uid] for uid in got)
+    finally:
+        batch.close()
+        single.close()
 
 
 def test_instances_see_each_others_configuration(store):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -172,6 +172,7 @@ class StateStore(Protocol):
 
     # calendar sequences
     def event_state(self, uid: str, fingerprint: str, now: datetime) -> EventState: ...
+    def event_states(self, items: Sequence[tuple[str, str]], now: datetime) -> dict[str, EventState]: ...
     def peek_event_state(self, uid: str) -> EventState | None: ...
 
     # meeting snapshots (what the schools were last told)

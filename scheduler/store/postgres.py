@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,6 +287,10 @@ class PostgresStore:
                     "SELECT sequence, created, last_modified FROM events WHERE uid = %s", (uid,)
                 ).fetchone()
         return EventState(uid, row[0], row[1], row[2])
+
+    def event_states(self, items: Sequence[tuple[str, str]], now: datetime) -> dict[str, EventState]:
+        """`event_state` for each item; each upsert stays atomic on its own, as instances share the table."""
+        return {uid: self.event_state(uid, fingerprint, now) for uid, fingerprint in items}
 
     def peek_event_state(self, uid: str) -> EventState | None:
         row = self._one("SELECT sequence, created, last_modified FROM events WHERE uid = %s", (uid,))

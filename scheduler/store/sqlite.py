@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -286,6 +286,35 @@ class SQLiteStore:
                     (fingerprint, seq, modified, uid),
                 )
             return EventState(uid, seq, _dt(created), _dt(modified))
+
+    def event_states(self, items: Sequence[tuple[str, str]], now: datetime) -> dict[str, EventState]:
+        """`event_state` for many items in one transaction: one read of the table, writes only for changes."""
+        stamp, moment = _ts(now), now.astimezone(UTC)
+        out: dict[str, EventState] = {}
+        with self._tx() as db:
+            known = {
+                row[0]: row[1:]
+                for row in db.execute("SELECT uid, fingerprint, sequence, created, last_modified FROM events")
+            }
+            inserts, updates = [], []
+            for uid, fingerprint in items:
+                row = known.get(uid)
+                if row is None:
+                    inserts.append((uid, fingerprint, stamp, stamp))
+                    known[uid] = (fingerprint, 0, stamp, stamp)
+                    out[uid] = EventState(uid, 0, moment, moment)
+                    continue
+                old_fp, seq, created, modified = row
+                if old_fp != fingerprint:
+                    seq, modified = seq + 1, stamp
+                    updates.append((fingerprint, seq, modified, uid))
+                    known[uid] = (fingerprint, seq, created, modified)
+                out[uid] = EventState(uid, seq, _dt(created), _dt(modified))
+            db.executemany("INSERT INTO events VALUES (?, ?, 0, ?, ?)", inserts)
+            db.executemany(
+                "UPDATE events SET fingerprint = ?, sequence = ?, last_modified = ? WHERE uid = ?", updates
+            )
+        return out
 
     def peek_event_state(self, uid: str) -> EventState | None:
         with self._read() as db:
