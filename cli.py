@@ -370,6 +370,13 @@ def _known_states(obj: Context) -> dict[str, str]:
     "all-day, online, night, early-slots, odd-events, school-zones, cyrillic.",
 )
 @click.option("--zone", default="Europe/Moscow", show_default=True, help="The project's IANA time zone.")
+@click.option(
+    "--roster",
+    type=click.Choice(["auto", "yaml", "csv"]),
+    default="auto",
+    show_default=True,
+    help="Where the schools go: participants.yaml, schools.csv, or auto (the table from 10,000 schools).",
+)
 def synth(
     schools: int,
     teams: int,
@@ -382,6 +389,7 @@ def synth(
     force: bool,
     shape: str,
     zone: str,
+    roster: str,
 ) -> None:
     """Write a synthetic, valid configuration of any size (for rehearsals and benchmarks)."""
     from scheduler.synth import Shape, SynthSpec, synth_files, write_config
@@ -396,7 +404,7 @@ def synth(
         year=year,
         notify_share=notify_share,
     )
-    written = write_config(out, synth_files(spec), force=force)
+    written = write_config(out, synth_files(spec, roster), force=force)
     click.echo(
         _(
             "{out}: wrote {files} files ({schools} schools, {teams} teams, {meetings} meetings, "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from .model import (
     Team,
 )
 from .problems import error_sentence
+from .roster import Roster, built_school, read_roster, roster_file
 from .translation import N_, _, ngettext
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "config_dir",
     "load_config",
     "load_project",
+    "no_cycle_collection",
 ]
 
 CONFIG_ENV = "CYCLOGRAM_CONFIG"
@@ -43,6 +47,7 @@ CONFIG_ENV = "CYCLOGRAM_CONFIG"
 LAYOUT = {
     "project.yaml": "the project, its organiser, time zone, language, school year, feed URL and mailing policy",
     "participants.yaml": "schools (with their heads) and teams",
+    "schools.csv": "optional: the schools as a table (or schools.xlsx), instead of `schools:` in participants.yaml",
     "cyclogram.yaml": "the year's key events",
     "meetings/*.yaml": "one meeting per file",
     "templates/": "optional: templates that override the shipped ones, by the same name",
@@ -75,13 +80,24 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     pass
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """A node's value; a string scalar (most of a roster) is its text, which is all PyYAML's
+    construct_yaml_str returns for it, without the generic dispatch (a third of the construction)."""
+    if node.tag == _STR_TAG and type(node) is yaml.ScalarNode:
+        return node.value
+    return loader.construct_object(node, deep=True)
+
+
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     loader.flatten_mapping(node)
     out = _Map()
     out.lines = {}
     out.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        key = _construct(loader, key_node)
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, _("a key must be a plain value"), key_node.start_mark
@@ -90,13 +106,13 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
             raise yaml.constructor.ConstructorError(
                 None, None, _("duplicate key {key!r}").format(key=key), key_node.start_mark
             )
-        out[key] = loader.construct_object(value_node, deep=True)
+        out[key] = _construct(loader, value_node)
         out.lines[key] = key_node.start_mark.line + 1
     return out
 
 
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    out = _Seq([_construct(loader, child) for child in node.value])
     out.lines = [child.start_mark.line + 1 for child in node.value]
     out.line = node.start_mark.line + 1
     return out
@@ -233,9 +249,27 @@ def _expect_map(src: _Source, problems: list[Problem], what: str) -> bool:
     return True
 
 
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Loading makes a few objects per school and frees next to none: the cycle collector, run every
+    700 new objects, would walk the growing heap again and again (half the time of a 100,000-school
+    load). Reference counting still frees everything; the collector runs again afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
     """Read, validate and cross-check a configuration directory; raise ConfigError with every problem."""
-    root = Path(directory)
+    with no_cycle_collection():
+        return _load_config(Path(directory))
+
+
+def _load_config(root: Path) -> LoadedConfig:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     if not root.is_dir():
@@ -260,8 +294,23 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
     # Ids of entries that did not validate: references to them are knock-on errors, folded into the cause.
     broken: dict[str, dict[str, Problem]] = {"school": {}, "team": {}}
     part_file = root / "participants.yaml"
+    tables = roster_file(root)
+    roster: Roster | None = None
+    if len(tables) > 1:
+        problems.append(
+            Problem(
+                tables[1],
+                None,
+                "",
+                _("{other} holds the schools too: keep one table of schools").format(other=tables[0].name),
+                0,
+            )
+        )
     if not part_file.is_file():
-        problems.append(Problem(part_file, None, "", _("missing: list the participating schools here"), 0))
+        if not tables:
+            problems.append(
+                Problem(part_file, None, "", _("missing: list the participating schools here"), 0)
+            )
     else:
         src = _Source(part_file, _read_yaml(part_file, problems))
         readable = src.data is not None or not any(p.file == part_file for p in problems)
@@ -270,8 +319,22 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
             extra = sorted(set(src.data) - {"schools", "teams"}, key=str)
             for key in extra:
                 problems.append(src.problem((key,), _("unknown section; expected `schools` or `teams`")))
-            schools = _validate_list(School, src, "schools", problems, required=True, broken=broken["school"])
+            if tables and src.data.get("schools") is not None:
+                problems.append(
+                    src.problem(
+                        ("schools",),
+                        _("the schools are in {table} too: keep them in one place").format(
+                            table=tables[0].name
+                        ),
+                    )
+                )
+            elif not tables:
+                schools = _validate_list(
+                    School, src, "schools", problems, required=True, broken=broken["school"]
+                )
             teams = _validate_list(Team, src, "teams", problems, broken=broken["team"])
+    if len(tables) == 1:
+        schools, roster = read_roster(tables[0], problems, warnings, broken["school"])
 
     events: list[KeyEvent] = []
     cyc_file = root / "cyclogram.yaml"
@@ -328,11 +391,11 @@ def load_config(directory: str | os.PathLike[str]) -> LoadedConfig:
 
     # Cross-check what did parse, so that one bad file does not hide the problems of the others.
     project = Project(settings=settings, schools=schools, teams=teams, meetings=meetings, events=events)
-    cross, references = _cross_check(project, sources, meeting_sources)
+    cross, references = _cross_check(project, sources, meeting_sources, roster)
     problems = _fold(problems + [replace(p, rank=2) for p in cross], references, broken)
     if problems:
         raise ConfigError(problems)
-    warnings.extend(_role_warnings(project, sources.get("participants")))
+    warnings.extend(_role_warnings(project, sources.get("participants"), roster))
     return LoadedConfig(directory=root, project=project, meeting_files=meeting_files, warnings=warnings)
 
 
@@ -383,6 +446,11 @@ def _validate_list(
         return []
     out = []
     for i, item in enumerate(items):
+        # A plainly valid school is built directly; anything else goes through the model, which words it.
+        value = built_school(item) if model is School else None
+        if value is not None:
+            out.append(value)
+            continue
         sub = _Source(src.file, src.data, (key, i))
         before = len(problems)
         value = _validate(model, sub, problems, data=item)
@@ -397,7 +465,7 @@ def _validate_list(
 
 
 def _cross_check(
-    project: Project, sources: dict[str, _Source], meetings: dict[str, _Source]
+    project: Project, sources: dict[str, _Source], meetings: dict[str, _Source], roster: Roster | None = None
 ) -> tuple[list[Problem], list[tuple[str, str, Problem]]]:
     """The problems across files, and apart the references to unknown ids (what, id, problem)."""
     problems: list[Problem] = []
@@ -422,7 +490,8 @@ def _cross_check(
                 problems.append(src.problem((key, i, "id"), _(what).format(id=item.id)))
             seen.add(item.id)
 
-    dupes(project.schools, part, "schools", N_("duplicate school id {id!r}"))
+    if roster is None:  # a table's duplicates are found as it is read, by row
+        dupes(project.schools, part, "schools", N_("duplicate school id {id!r}"))
     dupes(project.teams, part, "teams", N_("duplicate team id {id!r}"))
     dupes(project.events, cyc, "events", N_("duplicate key event id {id!r}"))
 
@@ -533,37 +602,48 @@ def _same_name(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def _role_warnings(project: Project, part: _Source | None) -> list[Problem]:
+def _role_warnings(project: Project, part: _Source | None, roster: Roster | None = None) -> list[Problem]:
     """One address in several roles is one person (a director of two schools); under two different names
     it is more likely a copied address that was not changed, so say where, without refusing it."""
-    if part is None:
+    if part is None and roster is None:
         return []
-    roles: list[tuple[tuple[Any, ...], Contact]] = []
-    for i, school in enumerate(project.schools):
-        roles.append((("schools", i, "head"), school.head))
-        roles.extend((("schools", i, "contacts", j), c) for j, c in enumerate(school.contacts))
-    roles.extend((("teams", i, "contact"), t.contact) for i, t in enumerate(project.teams) if t.contact)
+
+    def roles() -> Iterator[tuple[tuple[Any, ...], Contact]]:
+        # School roles first, in order, then team contacts: one pass, no list of every role.
+        for i, school in enumerate(project.schools):
+            yield ("schools", i, "head"), school.head
+            for j, c in enumerate(school.contacts):
+                yield ("schools", i, "contacts", j), c
+        for i, t in enumerate(project.teams):
+            if t.contact:
+                yield ("teams", i, "contact"), t.contact
+
+    def where(path: tuple[Any, ...]) -> str:
+        if roster is not None and path[0] == "schools":
+            return _("{file} row {row}").format(file=roster.file.name, row=roster.rows[path[1]])
+        text = _path_text(path)
+        line = _line_of(part.data, path) if part is not None else None
+        return text + (_(" (line {line})").format(line=line) if line else "")
+
     first: dict[str, tuple[tuple[Any, ...], Contact]] = {}
     out: list[Problem] = []
-    for path, person in roles:
+    for path, person in roles():
         key = person.email.lower()
         if key not in first:
             first[key] = (path, person)
             continue
-        where, earlier = first[key]
-        if not _same_name(person.name, earlier.name):
-            line = _line_of(part.data, where)
-            out.append(
-                part.problem(
-                    (*path, "email"),
-                    _("{email} is also {where}").format(email=person.email, where=_path_text(where))
-                    + (_(" (line {line})").format(line=line) if line else "")
-                    + _(
-                        " under another name ({earlier!r}, here {name!r}): a typo in the address? "
-                        "If it is one person, mail to it uses the first name"
-                    ).format(earlier=earlier.name, name=person.name),
-                )
-            )
+        earlier_path, earlier = first[key]
+        if _same_name(person.name, earlier.name):
+            continue
+        message = _("{email} is also {where}").format(email=person.email, where=where(earlier_path)) + _(
+            " under another name ({earlier!r}, here {name!r}): a typo in the address? "
+            "If it is one person, mail to it uses the first name"
+        ).format(earlier=earlier.name, name=person.name)
+        if roster is not None and path[0] == "schools":
+            field = "email" if path[2] == "head" else "contact.email"
+            out.append(roster.problem(path[1], field, message))
+        elif part is not None:
+            out.append(part.problem((*path, "email"), message))
     return out
 
 

@@ -326,7 +326,8 @@ def document_notes(loaded: LoadedConfig) -> list[str]:
                     )
             # Every copy is kept in the outbox until it is sent: attachments times recipients.
             attached = sum(p.size for p in planned if p.attached)
-            total = sum(sent_size(p.size) for p in planned if p.attached) * len(
+            # Nothing attached, nothing to count: the recipients of 100,000 schools are not made for it.
+            total = attached and sum(sent_size(p.size) for p in planned if p.attached) * len(
                 project.recipients(meeting.audience)
             )
             if total > OUTBOX_NOTE:

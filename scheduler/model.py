@@ -58,6 +58,8 @@ __all__ = [
     "Speaker",
     "Team",
     "When",
+    "built",
+    "plain_address",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -79,6 +81,10 @@ Language = Literal["ru", "en"]
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+_BAD_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_BAD_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _bad_char(value: str, multiline: bool) -> str | None:
     """The first character a field of this kind may not hold, described for the organiser; else None.
 
@@ -87,6 +93,11 @@ def _bad_char(value: str, multiline: bool) -> str | None:
     U+0085, a control) would split or forge a line there. Multi-line fields may hold line feeds and tabs.
     Neither may hold the bidirectional embedding, override and isolate controls.
     """
+    # One scan in C finds whether any character is a candidate (Cc is exactly U+0000-001F and
+    # U+007F-009F; Zl and Zp are U+2028 and U+2029): most values have none, and the loop below,
+    # which words the message, runs only for those that do.
+    if (_BAD_IN_TEXT if multiline else _BAD_IN_LINE).search(value) is None:
+        return None
     for index, char in enumerate(value, start=1):
         if multiline and char in "\n\t":
             continue
@@ -147,6 +158,9 @@ def _check_email(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
     _one_line(value)
+    plain = plain_address(value)
+    if plain is not None:
+        return plain
     try:
         # A Cyrillic local part (завуч@пример.рф) needs SMTPUTF8 on the way anyway, so the address
         # stays as written; an ASCII local part keeps its domain in ASCII (punycode), which every
@@ -159,6 +173,77 @@ def _check_email(value: str) -> str:
         raise ValueError(
             _("invalid email address {value!r}: {reason}").format(value=value, reason=exc)
         ) from None
+
+
+# An address email_validator would accept unchanged but for the case of its domain: a dot-atom local
+# part of letters, digits and _ + - (no RFC 2142 role name, which it lowercases), and host labels of
+# letters, digits and inner hyphens ending in a top-level label that ends with a letter. Anything else
+# (IDN, Punycode, quoting, other characters, special-use names, lengths near a limit) goes to the library.
+_PLAIN_ADDRESS = re.compile(
+    r"([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)@"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z])"
+)
+_ROLE_NAMES: frozenset[str] | None = None
+_SPECIAL_DOMAIN: re.Pattern[str] = re.compile("")
+
+
+def plain_address(value: str) -> str | None:
+    """The address as email_validator normalises it (the domain lower-cased), when it is provably plain;
+    else None, and the library decides. tests/test_roster.py checks the two agree on any input."""
+    global _ROLE_NAMES, _SPECIAL_DOMAIN
+    found = _PLAIN_ADDRESS.fullmatch(value)
+    if found is None or len(value) > 254:
+        return None
+    local, domain = found[1], found[2].lower()
+    if _ROLE_NAMES is None:
+        from email_validator import SPECIAL_USE_DOMAIN_NAMES
+        from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+
+        # The library's own list, whatever its version: the domain or any parent of it ("test" is allowed,
+        # as test_environment=True below allows it).
+        special = "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES if d != "test")
+        _SPECIAL_DOMAIN = re.compile(rf"(?:^|\.)(?:{special})\Z")
+        _ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+    if len(local) > 64 or len(domain) > 253 or "--" in domain or local.lower() in _ROLE_NAMES:
+        return None
+    if _SPECIAL_DOMAIN.search(domain) is not None:
+        return None
+    return f"{local}@{domain}"
+
+
+def built(cls: type[BaseModel], values: dict[str, Any]) -> Any:
+    """A model from values already checked by the model's own rules: model_construct without its
+    per-field loop (a hundred thousand schools and recipients are made so at load).
+
+    Instances given the same fields share one set of their names (frozen models never change it): a
+    hundred thousand schools do not each carry a copy."""
+    shape = (cls, *values)
+    known = _SHAPES.get(shape)
+    if known is None:
+        every = {name: info.get_default(call_default_factory=True) for name, info in cls.model_fields.items()}
+        # a list default is a fresh list per instance, as pydantic makes it; the others are immutable
+        lists = tuple(
+            name for name, default in every.items() if isinstance(default, list) and name not in values
+        )
+        known = _SHAPES[shape] = (every, lists, set(values))
+    data = known[0].copy()  # in the fields' order, as pydantic keeps them
+    data.update(values)
+    for name in known[1]:
+        data[name] = []
+    model = cls.__new__(cls)
+    _set_dict(model, data)
+    _set_fields(model, known[2])
+    _set_extra(model, None)
+    _set_private(model, None)
+    return model
+
+
+_SHAPES: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[str, ...], set[str]]] = {}
+# The slots pydantic's own model_construct sets, through their descriptors (a call each, no lookup).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 class Limit:
@@ -1119,24 +1204,30 @@ class Project(_Model):
 
     def _recipients(self, audience: Audience) -> list[Recipient]:
         people = self._people()
-        found: dict[str, list[str]] = {}  # address -> the audience's schools it answers for, in order
+        found: dict[str, dict[str, None]] = {}  # address -> the audience's schools it answers for, in order
         for school in self.audience_schools(audience):
-            for person in (school.head, *[c for c in school.contacts if c.notify]):
-                schools = found.setdefault(person.email.lower(), [])
-                if school.id not in schools:
-                    schools.append(school.id)
+            sid = school.id
+            found.setdefault(school.head.email.lower(), {})[sid] = None
+            if school.contacts:  # most schools have none: no list made for them
+                for c in school.contacts:
+                    if c.notify:
+                        found.setdefault(c.email.lower(), {})[sid] = None
         out: list[Recipient] = []
-        for key, schools in found.items():
+        for key, ids in found.items():
             person, language = people[key]
+            schools = tuple(ids)
             # Built from values the model validated already: no second round of address checks.
             out.append(
-                Recipient.model_construct(
-                    school=schools[0],
-                    schools=tuple(schools),
-                    name=person.name,
-                    email=person.email,
-                    language=language,
-                    person=person,
+                built(
+                    Recipient,
+                    {
+                        "school": schools[0],
+                        "name": person.name,
+                        "email": person.email,
+                        "language": language,
+                        "schools": schools,
+                        "person": person,
+                    },
                 )
             )
         return out
@@ -1146,9 +1237,16 @@ class Project(_Model):
         known = self._by_id.get("people")
         if known is None:
             known = {}
+            default = self.settings.language
             for school in self.schools:
-                for person in (school.head, *[c for c in school.contacts if c.notify]):
-                    known.setdefault(person.email.lower(), (person, self.language_of(school)))
+                language = school.language or default
+                key = school.head.email.lower()
+                if key not in known:
+                    known[key] = (school.head, language)
+                if school.contacts:
+                    for c in school.contacts:
+                        if c.notify:
+                            known.setdefault(c.email.lower(), (c, language))
             self._by_id["people"] = known
         return known
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import random
 from dataclasses import dataclass
@@ -14,7 +16,16 @@ import yaml
 from .errors import CyclogramError
 from .model import Recurrence
 
-__all__ = ["DST_ZONES", "FEATURES", "RUSSIAN_ZONES", "Shape", "SynthSpec", "synth_files", "write_config"]
+__all__ = [
+    "DST_ZONES",
+    "FEATURES",
+    "ROSTER_TABLE_FROM",
+    "RUSSIAN_ZONES",
+    "Shape",
+    "SynthSpec",
+    "synth_files",
+    "write_config",
+]
 
 # --- vocabulary ------------------------------------------------------------------------------------------
 
@@ -274,6 +285,7 @@ class _Gen:
         self.team_ids = [f"team-{i:03d}" for i in range(1, spec.teams + 1)]
         self.topics = [self._topic(i) for i in range(spec.teams)]
         self._teams_cache: list[dict[str, Any]] = []
+        self.roster = "yaml"
 
     def _topic(self, i: int) -> str:
         base = _TEAM_TOPICS[i % len(_TEAM_TOPICS)]
@@ -678,11 +690,14 @@ class _Gen:
         }
         schools = self.schools()
         self._teams_cache = self.teams()
-        out = {
-            "project.yaml": _dump(project, tag),
-            "participants.yaml": _dump({"schools": schools, "teams": self._teams_cache}, tag),
-            "cyclogram.yaml": _dump(self.cyclogram(), tag),
-        }
+        table = self.roster == "csv" or (self.roster == "auto" and spec.schools >= ROSTER_TABLE_FROM)
+        out = {"project.yaml": _dump(project, tag)}
+        if table:
+            out["schools.csv"] = _roster_csv(schools)
+            out["participants.yaml"] = _dump({"teams": self._teams_cache}, tag)
+        else:
+            out["participants.yaml"] = _dump({"schools": schools, "teams": self._teams_cache}, tag)
+        out["cyclogram.yaml"] = _dump(self.cyclogram(), tag)
         days = self.meeting_days()
         # the earlier part of the year is "past": its meetings carry final minutes
         past = int(len(days) * 0.6 + 0.5)
@@ -693,10 +708,44 @@ class _Gen:
         return out
 
 
-def synth_files(spec: SynthSpec) -> dict[str, str]:
-    """The files of a configuration directory (relative path -> YAML text) for `spec`."""
+# From this many schools `synth` writes them as schools.csv (a roster of that size is a table, read row by
+# row) unless asked otherwise; below it, in participants.yaml as an organiser writes a small network.
+ROSTER_TABLE_FROM = 10_000
+ROSTER_COLUMNS = (
+    "id", "name", "short_name", "head.name", "head.email", "language", "timezone",
+    "contact.name", "contact.email", "contact.role", "contact.notify",
+)  # fmt: skip
+
+
+def _roster_csv(schools: list[dict[str, Any]]) -> str:
+    """The schools as schools.csv: UTF-8 with a BOM (so Excel opens it as such), one row a school."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ROSTER_COLUMNS)
+    for school in schools:
+        head = school["head"]
+        contact = (school.get("contacts") or [{}])[0]
+        writer.writerow(
+            [
+                school["id"], school["name"], school.get("short_name", ""), head["name"], head["email"],
+                school.get("language", ""), school.get("timezone", ""), contact.get("name", ""),
+                contact.get("email", ""), contact.get("role", ""), "yes" if contact.get("notify") else "",
+            ]
+        )  # fmt: skip
+    return "\ufeff" + out.getvalue()
+
+
+def synth_files(spec: SynthSpec, roster: str = "auto") -> dict[str, str]:
+    """The files of a configuration directory (relative path -> text) for `spec`.
+
+    `roster`: "yaml" puts the schools in participants.yaml, "csv" in schools.csv, "auto" chooses the
+    table from ROSTER_TABLE_FROM schools."""
     spec.check()
-    return _Gen(spec).files()
+    if roster not in ("auto", "yaml", "csv"):
+        raise CyclogramError(f"--roster takes auto, yaml or csv, not {roster!r}")
+    gen = _Gen(spec)
+    gen.roster = roster
+    return gen.files()
 
 
 def write_config(out: str | os.PathLike[str], files: dict[str, str], force: bool = False) -> list[Path]:
@@ -710,6 +759,9 @@ def write_config(out: str | os.PathLike[str], files: dict[str, str], force: bool
         for old in (root / "meetings").glob("*.yaml"):
             if f"meetings/{old.name}" not in files:
                 old.unlink()
+        for name in ("schools.csv", "schools.xlsx"):  # a table left beside schools now in YAML
+            if name not in files and (root / name).is_file():
+                (root / name).unlink()
     written = []
     for rel, text in files.items():
         path = root / rel

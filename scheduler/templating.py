@@ -262,7 +262,7 @@ def _render_problems(
                     (s for s in project.schools if project.language_of(s) == lang), project.schools[0]
                 )
                 # Once for a person of one school, once for one answering for two: templates speak of each.
-                other = [s.id for s in project.schools if s.id != school.id][:1]
+                other = next(([s.id] for s in project.schools if s.id != school.id), [])
                 roles = [(school.id,), *([(school.id, *other)] if other else [])]
                 changes = [Change("place", "A", "B")] if kind == "update" else None
                 try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .config import LoadedConfig, load_config
+from .config import LoadedConfig, load_config, no_cycle_collection
 from .errors import ConfigError
 
 __all__ = ["validate_all"]
@@ -12,10 +12,11 @@ __all__ = ["validate_all"]
 
 def validate_all(directory: str | os.PathLike[str]) -> LoadedConfig:
     """Load the configuration and check every template it would render; raise ConfigError with all problems."""
-    loaded = load_config(directory)
-    problems = []
-    for check in _checks():
-        problems.extend(check(loaded))
+    with no_cycle_collection():
+        loaded = load_config(directory)
+        problems = []
+        for check in _checks():
+            problems.extend(check(loaded))
     if problems:
         raise ConfigError(problems)
     return loaded

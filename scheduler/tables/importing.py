@@ -387,6 +387,15 @@ def import_participants(
     deleted. With `dry_run` the result carries the diff and nothing is written.
     """
     participants = config / "participants.yaml"
+    from ..roster import roster_file
+
+    tables = roster_file(config)
+    if tables:
+        # The import rewrites participants.yaml's `schools:`; a roster kept as a table is edited as a table.
+        raise CyclogramError(
+            f"{tables[0]}: the schools are kept in this table; edit or replace it instead of importing into "
+            "participants.yaml"
+        )
     try:
         original = participants.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
