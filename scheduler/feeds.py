@@ -111,6 +111,26 @@ def _name_lines(name: str) -> bytes:
     )
 
 
+def _hand_out(
+    pieces: list[Piece], keys: list[str], named: str, through: str, members: dict[str, Any]
+) -> dict[str, list[Piece]]:
+    """Each piece not for everyone, in order, to every key its audience names (`named`: "schools" or
+    "teams") or reaches through the other kind (`through`, mapped to keys by `members`); one pass over the
+    pieces instead of asking every feed about every piece."""
+    per: dict[str, list[Piece]] = {key: [] for key in keys}
+    for piece in pieces:
+        audience = piece.audience
+        if audience.all:
+            continue
+        wanted = set(getattr(audience, named))
+        for other in getattr(audience, through):
+            wanted.update(members.get(other, ()))
+        for key in wanted:
+            if key in per:
+                per[key].append(piece)
+    return per
+
+
 class _Assembler:
     """Feeds from pieces: each piece's digest is known, each VTIMEZONE and head made once per build."""
 
@@ -254,18 +274,9 @@ def build_feeds(
         # One pass over the items, each handed to the schools its audience names (in item order),
         # instead of asking every school about every item; what is for everyone is shared, not handed.
         if language not in by_school:
-            per: dict[str, list[Piece]] = {s.id: [] for s in project.schools}
-            for item in items(language):
-                audience = item.audience
-                if audience.all:
-                    continue
-                wanted = set(audience.schools)
-                for team in audience.teams:
-                    wanted.update(team_schools.get(team, ()))
-                for sid in wanted:
-                    if sid in per:
-                        per[sid].append(item)
-            by_school[language] = per
+            by_school[language] = _hand_out(
+                items(language), [s.id for s in project.schools], "schools", "teams", team_schools
+            )
         return by_school[language][school_id]
 
     # A school's and a team's feed: what is for everyone, then what is for them.
@@ -280,17 +291,7 @@ def build_feeds(
     for team in project.teams:
         for sid in team.schools:
             school_teams.setdefault(sid, []).append(team.id)
-    per_team: dict[str, list[Piece]] = {t.id: [] for t in project.teams}
-    for item in items(lang):
-        audience = item.audience
-        if audience.all:
-            continue
-        wanted = set(audience.teams)
-        for sid in audience.schools:
-            wanted.update(school_teams.get(sid, ()))
-        for tid in wanted:
-            if tid in per_team:
-                per_team[tid].append(item)
+    per_team = _hand_out(items(lang), [t.id for t in project.teams], "teams", "schools", school_teams)
     for team in project.teams:
         name = names["team"].format(title=title, name=team.name)
         groups = [for_everyone(lang), make.group(per_team[team.id])]
