@@ -11,17 +11,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.clock import SystemClock
-from scheduler.config import load_project
-from scheduler.server import FeedServer
-from scheduler.store.url import open_url
-
-__all__ = ["main"]
+__all__ = ["edit_title", "for_a_few_teams", "main"]
 
 
-def _edit(path: Path) -> None:
+def edit_title(path: Path) -> None:
+    """The benchmarks' edit: a meeting renamed (its first `title:` line, the meeting's own)."""
     text = path.read_text(encoding="utf-8")
     path.write_text(re.sub(r"(?m)^title: (.*)$", r"title: \1 (перенос)", text, count=1), encoding="utf-8")
+
+
+def for_a_few_teams(text: str) -> bool:
+    """A meeting addressed to teams, without minutes (whose follow-up items may be for everyone)."""
+    return bool(re.search(r"(?m)^audience:\n  teams:", text)) and not re.search(r"(?m)^minutes:", text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, required=True, help="a configuration this script may edit")
     p.add_argument("--state", type=Path, required=True, help="an empty state folder")
     args = p.parse_args(argv)
+    from scheduler.clock import SystemClock
+    from scheduler.config import load_project
+    from scheduler.server import FeedServer
+    from scheduler.store.url import open_url
+
     args.state.mkdir(parents=True, exist_ok=True)
     store = open_url(None, args.state)
     server = FeedServer(store, SystemClock(), args.config, state=args.state)
@@ -40,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     meetings = sorted((args.config / "meetings").glob("*.yaml"))
     for name, pick in (
         ("everyone", lambda t: re.search(r"(?m)^audience: all", t)),
-        ("teams", lambda t: re.search(r"(?m)^audience:\n  teams:", t) and not re.search(r"(?m)^minutes:", t)),
+        ("teams", for_a_few_teams),
     ):
         path = next((m for m in meetings if pick(m.read_text(encoding="utf-8"))), None)
         if path is None:
             continue
-        _edit(path)
+        edit_title(path)
         t0 = time.perf_counter()
         project = load_project(args.config)
         loaded = time.perf_counter() - t0
