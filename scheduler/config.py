@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -567,6 +567,10 @@ def _cross_check(
     return problems, refs
 
 
+# The longest a meeting given with clock times may last (a conference of several days fits).
+TIMED_MEETING_MAX = timedelta(days=14)
+
+
 def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> None:
     """Checks a meeting file needs nothing else for: its times in its own (local) terms."""
     first, last = meeting.start, meeting.end
@@ -576,6 +580,21 @@ def _check_meeting(meeting: Meeting, src: _Source, problems: list[Problem]) -> N
         return  # an all-day meeting: any clock time of its days is inside
     if last <= first:
         problems.append(src.problem(("end",), _("end is not after start")))
+        return
+    if last - first > TIMED_MEETING_MAX:
+        # A meeting of weeks with clock times is a mistyped date, not a meeting: refused with both ends.
+        problems.append(
+            src.problem(
+                ("start",),
+                _(
+                    "the meeting would last {days} days ({first} to {last}); a meeting with clock times lasts "
+                    "at most {most} days: check the dates, or give dates only for a longer one"
+                ).format(
+                    days=(last - first).days, first=f"{first:%Y-%m-%d %H:%M}", last=f"{last:%Y-%m-%d %H:%M}",
+                    most=TIMED_MEETING_MAX.days,
+                ),
+            )
+        )  # fmt: skip
         return
     span = f"{first:%H:%M}-{last:%H:%M}"
     for i, item in enumerate(meeting.agenda):

@@ -122,6 +122,20 @@ def test_end_before_start(config_copy, edit):
     assert p.line is not None
 
 
+def test_a_timed_meeting_of_months_is_a_mistyped_date(config_copy, edit):
+    # It overlaps the school year, so only its length shows the start's year was typed wrong.
+    edit(SEED_MEETING, "start: 2020-09-25 10:00", "start: 2019-09-25 10:00")
+    p = only(problems_of(config_copy), SEED_MEETING, "start")
+    assert "would last 366 days (2019-09-25 10:00 to 2020-09-25 12:00)" in p.message
+    assert "at most 14 days" in p.message and p.line is not None
+
+
+def test_a_conference_of_several_days_with_clock_times_is_a_meeting(config_copy, edit):
+    edit(SEED_MEETING, "end: 2020-09-25 12:00", "end: 2020-09-27 18:00")
+    meeting = next(m for m in load_config(config_copy).project.meetings if m.id == "heads-2020-09")
+    assert (meeting.end - meeting.start).days == 2
+
+
 def test_agenda_slot_outside_the_meeting(config_copy, edit):
     edit("meetings/2021-01-28-network-seminar.yaml", 'end: "16:30"', 'end: "17:30"')
     p = only(problems_of(config_copy), "2021-01-28-network-seminar.yaml", "agenda[1].end")
