@@ -378,29 +378,22 @@ class Bench:
             target="within 3x the copy",
             target_ratio=1 / 3,
         )
-        edit = self.figure(
-            "feed build",
-            "one meeting for everyone edited, then rebuilt",
-            unit="s",
-            ref_name="the full build",
-            higher_is_better=False,
-            target="< 10% of a full build",
-        )
-        team_edit = self.figure(
-            "feed build",
-            "one meeting for a few teams edited, then rebuilt",
-            unit="s",
-            ref_name="the full build",
-            higher_is_better=False,
-            target="< 10% of a full build",
-        )
-        served = self.figure(
-            "feed build",
+
+        def rebuilt(name: str, ref: str) -> Figure:
+            return self.figure(
+                "feed build",
+                name,
+                unit="s",
+                ref_name=ref,
+                higher_is_better=False,
+                target="< 10% of a full build",
+            )
+
+        edit = rebuilt("one meeting for everyone edited, then rebuilt", "the full build")
+        team_edit = rebuilt("one meeting for a few teams edited, then rebuilt", "the full build")
+        served = rebuilt(
             "`run` rebuilding in its own process after one meeting edited",
-            unit="s",
-            ref_name="the same process's first, full build",
-            higher_is_better=False,
-            target="< 10% of a full build",
+            "the same process's first, full build",
         )
         if not self.need(fig, "feeds", "build"):
             edit.missing = team_edit.missing = served.missing = fig.missing

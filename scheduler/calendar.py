@@ -151,10 +151,7 @@ def event_states(store: StateStore, project: Project, now: datetime) -> dict[str
     for meeting, action in _final_actions(project):
         uid = uid_for(project, "action", f"{meeting.id}-{action.id}")
         items.append((uid, _action_fingerprint(project, meeting, action)))
-    batch = getattr(store, "event_states", None)
-    if batch is not None:
-        return batch(items, now)
-    return {uid: store.event_state(uid, fingerprint, now) for uid, fingerprint in items}
+    return store.event_states(items, now)
 
 
 # -- components --------------------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ class MemoryStates:
     def event_state(self, uid: str, fingerprint: str, now: datetime) -> EventState:
         return EventState(uid, 0, now, now)
 
+    def event_states(self, items: list[tuple[str, str]], now: datetime) -> dict[str, EventState]:
+        return {uid: self.event_state(uid, fingerprint, now) for uid, fingerprint in items}
+
 
 def _read_all(data: bytes) -> dict[str, dict[str, Any]]:
     """Parse with all three readers; return per UID what each saw."""
