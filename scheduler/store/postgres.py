@@ -133,11 +133,7 @@ class PostgresStore:
             # where the pool would retry in the background until its timeout.
             psycopg.connect(url, connect_timeout=max(1, int(connect_timeout))).close()
         except Exception as exc:
-            raise StoreError(
-                _("cannot connect to PostgreSQL at {where}: {reason}").format(
-                    where=self.description, reason=_reason(exc)
-                )
-            ) from None
+            raise self._unreachable(exc) from None
         try:
             self._pool = ConnectionPool(
                 url,
@@ -152,11 +148,7 @@ class PostgresStore:
             )
             self._pool.open(wait=True, timeout=connect_timeout)
         except Exception as exc:
-            raise StoreError(
-                _("cannot connect to PostgreSQL at {where}: {reason}").format(
-                    where=self.description, reason=_reason(exc)
-                )
-            ) from None
+            raise self._unreachable(exc) from None
         try:
             self._migrate()
         except BaseException:
@@ -173,6 +165,13 @@ class PostgresStore:
         outbox records its sequences and snapshots in the same transaction: all or nothing)."""
         with self._conn(transaction=True) as conn:
             yield conn
+
+    def _unreachable(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            _("cannot connect to PostgreSQL at {where}: {reason}").format(
+                where=self.description, reason=_reason(exc)
+            )
+        )
 
     @contextmanager
     def _auto(self) -> Iterator[Any]:
